@@ -1,0 +1,138 @@
+"""What the organization offers: accounts, permission sets, identity-store users.
+
+Reads only (the API validates requests with it); cached for `catalog_ttl_seconds` and refreshed
+on a miss, so a newly created account or permission set is found without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from elevate.aws import client
+from elevate.settings import Settings
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    ou_path: str
+
+
+@dataclass(frozen=True)
+class PermissionSet:
+    name: str
+    arn: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class Instance:
+    arn: str
+    identity_store_id: str
+
+
+class Catalog:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    def _client(self, service: str) -> Any:
+        return client(service, self._settings.aws_region)
+
+    def _cached(self, key: str, load: Any, refresh: bool = False) -> Any:
+        with self._lock:
+            hit = self._cache.get(key)
+            if (
+                hit
+                and not refresh
+                and time.monotonic() - hit[0] < self._settings.catalog_ttl_seconds
+            ):
+                return hit[1]
+        value = load()
+        with self._lock:
+            self._cache[key] = (time.monotonic(), value)
+        return value
+
+    def instance(self) -> Instance:
+        return self._cached("instance", self._load_instance)  # type: ignore[no-any-return]
+
+    def _load_instance(self) -> Instance:
+        instances = self._client("sso-admin").list_instances()["Instances"]
+        wanted = self._settings.sso_instance_arn
+        for inst in instances:
+            if wanted is None or inst["InstanceArn"] == wanted:
+                return Instance(inst["InstanceArn"], inst["IdentityStoreId"])
+        raise LookupError(f"IAM Identity Center instance {wanted or ''} not found".strip())
+
+    def accounts(self, refresh: bool = False) -> list[Account]:
+        return self._cached("accounts", self._load_accounts, refresh)  # type: ignore[no-any-return]
+
+    def _load_accounts(self) -> list[Account]:
+        orgs = self._client("organizations")
+        paths: dict[str, str] = {}
+        result = []
+        for page in orgs.get_paginator("list_accounts").paginate():
+            for acct in page["Accounts"]:
+                if acct.get("Status", "ACTIVE") != "ACTIVE":
+                    continue
+                result.append(Account(acct["Id"], acct["Name"], self._ou_path(acct["Id"], paths)))
+        return sorted(result, key=lambda a: a.name)
+
+    def _ou_path(self, child_id: str, known: dict[str, str]) -> str:
+        orgs = self._client("organizations")
+        parent = orgs.list_parents(ChildId=child_id)["Parents"][0]
+        if parent["Type"] == "ROOT":
+            return "/"
+        if parent["Id"] not in known:
+            name = orgs.describe_organizational_unit(OrganizationalUnitId=parent["Id"])[
+                "OrganizationalUnit"
+            ]["Name"]
+            known[parent["Id"]] = self._ou_path(parent["Id"], known).rstrip("/") + "/" + name
+        return known[parent["Id"]]
+
+    def permission_sets(self, refresh: bool = False) -> list[PermissionSet]:
+        return self._cached("permission_sets", self._load_permission_sets, refresh)  # type: ignore[no-any-return]
+
+    def _load_permission_sets(self) -> list[PermissionSet]:
+        sso = self._client("sso-admin")
+        arn = self.instance().arn
+        result = []
+        for page in sso.get_paginator("list_permission_sets").paginate(InstanceArn=arn):
+            for ps_arn in page["PermissionSets"]:
+                ps = sso.describe_permission_set(InstanceArn=arn, PermissionSetArn=ps_arn)
+                ps = ps["PermissionSet"]
+                result.append(PermissionSet(ps["Name"], ps_arn, ps.get("Description")))
+        return sorted(result, key=lambda p: p.name)
+
+    def find_account(self, account_id: str) -> Account | None:
+        for refresh in (False, True):
+            for acct in self.accounts(refresh=refresh):
+                if acct.id == account_id:
+                    return acct
+        return None
+
+    def find_permission_set(self, name_or_arn: str) -> PermissionSet | None:
+        for refresh in (False, True):
+            for ps in self.permission_sets(refresh=refresh):
+                if name_or_arn in (ps.name, ps.arn):
+                    return ps
+        return None
+
+    def user_id(self, username: str) -> str | None:
+        """The identity-store user whose UserName is `username`, or None."""
+        ids = self._client("identitystore")
+        try:
+            found = ids.get_user_id(
+                IdentityStoreId=self.instance().identity_store_id,
+                AlternateIdentifier={
+                    "UniqueAttribute": {"AttributePath": "UserName", "AttributeValue": username}
+                },
+            )
+        except ids.exceptions.ResourceNotFoundException:
+            return None
+        return str(found["UserId"])

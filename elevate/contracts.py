@@ -1,0 +1,151 @@
+"""Plain data shared by the API, the workflow and the activities.
+
+Everything here must stay importable inside the workflow sandbox: stdlib and dataclasses only.
+One input type per workflow, update, signal and activity, so fields can be added later
+without breaking histories that are already running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    SCHEDULED = "scheduled"
+    GRANTING = "granting"
+    ACTIVE = "active"
+    REVOKING = "revoking"
+    ENDED = "ended"
+    REVOKED = "revoked"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset(
+    {
+        Status.ENDED,
+        Status.REVOKED,
+        Status.REJECTED,
+        Status.CANCELLED,
+        Status.EXPIRED,
+        Status.FAILED,
+    }
+)
+
+
+@dataclass
+class Principal:
+    """A user or a group, as named in tokens and policies."""
+
+    type: str  # "user" | "group"
+    name: str
+
+
+@dataclass
+class Actor:
+    """Who sends a message to a workflow, as the API authenticated them."""
+
+    username: str
+    groups: list[str] = field(default_factory=list)
+    is_admin: bool = False
+
+
+@dataclass
+class Assignment:
+    """One (principal, account, permission set) triple at IAM Identity Center."""
+
+    instance_arn: str
+    account_id: str
+    permission_set_arn: str
+    principal_id: str
+    principal_type: str = "USER"
+
+
+@dataclass
+class AccessRequestInput:
+    request_id: str
+    requester: str
+    assignment: Assignment
+    permission_set_name: str
+    duration: timedelta
+    start_at: datetime | None
+    approvers: list[Principal]
+    approvals_required: int
+    approval_timeout: timedelta
+
+
+@dataclass
+class DecisionInput:
+    """Approve or reject."""
+
+    actor: Actor
+    comment: str | None = None
+
+
+@dataclass
+class CancelInput:
+    actor: Actor
+    comment: str | None = None
+
+
+@dataclass
+class RevokeInput:
+    actor: Actor
+    comment: str | None = None
+
+
+@dataclass
+class StatusChange:
+    """A status (and the timestamps that come with it) written to the projection, plus its event."""
+
+    request_id: str
+    event_id: str
+    status: Status
+    actor: str
+    action: str
+    details: dict[str, object] = field(default_factory=dict)
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    granted_at: datetime | None = None
+    revoked_at: datetime | None = None
+    decided_by: str | None = None
+    revoked_by: str | None = None
+    failure: str | None = None
+
+
+@dataclass
+class ApprovalRecord:
+    request_id: str
+    event_id: str
+    approver: str
+    comment: str | None
+
+
+@dataclass
+class EventRecord:
+    """An audit event that changes no status (a failed revoke attempt, for instance)."""
+
+    request_id: str
+    event_id: str
+    actor: str
+    action: str
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class WaitInput:
+    """Poll an asynchronous assignment operation until it leaves IN_PROGRESS."""
+
+    instance_arn: str
+    operation_id: str
+
+
+@dataclass
+class VerifyInput:
+    assignment: Assignment
+    present: bool

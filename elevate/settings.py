@@ -1,0 +1,51 @@
+"""The one settings class. Every knob is an `ELEVATE_` environment variable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE_DIR = Path(".elevate")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ELEVATE_", extra="ignore")
+
+    database_url: str = f"sqlite:///{STATE_DIR}/elevate.db"
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: str | None = None
+    temporal_tls: bool = False
+    task_queue: str = "elevate"
+
+    auth_jwks_url: str = str(STATE_DIR / "jwks.json")
+    auth_issuer: str = "elevate-dev"
+    auth_audience: str = "elevate"
+    auth_username_claim: str = "email"
+    auth_groups_claim: str = "groups"
+    auth_leeway_seconds: int = 30
+
+    admin_group: str = "elevate-admins"
+    auditor_group: str = "elevate-auditors"
+    approver_group: str = "elevate-approvers"
+
+    min_duration: timedelta = timedelta(minutes=15)
+    max_duration: timedelta = timedelta(hours=9)
+    approval_timeout: timedelta = timedelta(hours=3)
+
+    sso_instance_arn: str | None = None
+    aws_region: str = Field(default="us-east-1")
+    catalog_ttl_seconds: int = 60
+
+    # Revoke never gives up; this only spaces its attempts once AWS keeps refusing.
+    revoke_retry_max_interval: timedelta = timedelta(minutes=5)
+    public_url: str = "http://localhost:8000"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,54 @@
+"""Temporal connection and search attributes, the same for the API, the worker and the tests."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from elevate.settings import Settings
+
+REQUESTER = SearchAttributeKey.for_keyword("ElevateRequester")
+ACCOUNT = SearchAttributeKey.for_keyword("ElevateAccount")
+PERMISSION_SET = SearchAttributeKey.for_keyword("ElevatePermissionSet")
+STATUS = SearchAttributeKey.for_keyword("ElevateStatus")
+SEARCH_ATTRIBUTES = (REQUESTER, ACCOUNT, PERMISSION_SET, STATUS)
+
+
+def workflow_id(request_id: str) -> str:
+    return f"access-request-{request_id}"
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        api_key=settings.temporal_api_key,
+        tls=settings.temporal_tls or bool(settings.temporal_api_key),
+    )
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Add the keyword attributes elevate sets, where missing (a fresh dev server has none).
+
+    Upserting an unregistered attribute fails the workflow task forever, so the worker does
+    this before it polls.
+    """
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )

@@ -1,0 +1,138 @@
+"""Workflow tests: the time-skipping server, real activities on a real database and moto."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from moto import mock_aws
+from sqlmodel import Session
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.identity_center import IdentityCenterActivities
+from activities.store import StoreActivities
+from elevate.aws import client
+from elevate.contracts import AccessRequestInput, Assignment, Principal
+from elevate.models import AccessRequest
+from elevate.seed import DemoOrg, seed_demo
+from tests.conftest import tool
+from workflows.access_request import AccessRequestWorkflow
+
+TASK_QUEUE = "test-elevate"
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=tool("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    ) as environment:
+        yield environment
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[DemoOrg]:
+    with mock_aws():
+        yield seed_demo()
+
+
+@pytest.fixture
+def sso(org: DemoOrg) -> object:
+    return client("sso-admin", "us-east-1")
+
+
+def activities_of(engine: sa.Engine, identity_center: IdentityCenterActivities) -> list[object]:
+    store = StoreActivities(engine)
+    ic = identity_center
+    return [
+        store.record_status,
+        store.record_approval,
+        store.record_event,
+        ic.create_assignment,
+        ic.wait_assignment_created,
+        ic.delete_assignment,
+        ic.wait_assignment_deleted,
+        ic.verify_assignment,
+    ]
+
+
+@pytest.fixture
+async def worker_for(env: WorkflowEnvironment, engine: sa.Engine, sso: object):
+    """Start a worker with the given IdentityCenterActivities (default: against moto)."""
+    executor = ThreadPoolExecutor(max_workers=8)
+    workers: list[Worker] = []
+
+    def make(identity_center: IdentityCenterActivities | None = None) -> Worker:
+        ic = identity_center or IdentityCenterActivities(sso, poll_interval=0.01)
+        w = Worker(
+            env.client,
+            task_queue=TASK_QUEUE,
+            workflows=[AccessRequestWorkflow],
+            activities=activities_of(engine, ic),
+            activity_executor=executor,
+        )
+        workers.append(w)
+        return w
+
+    yield make
+    executor.shutdown(wait=False)
+
+
+def new_request(
+    engine: sa.Engine,
+    org: DemoOrg,
+    *,
+    username: str = "alice@example.com",
+    duration: timedelta = timedelta(hours=8),
+    start_at=None,
+    approvals_required: int = 1,
+    account: str = "prod",
+    permission_set: str = "ReadOnly",
+    approval_timeout: timedelta = timedelta(hours=3),
+) -> AccessRequestInput:
+    """Insert the row the API would insert and return the workflow input for it."""
+    rid = str(uuid.uuid4())
+    assignment = Assignment(
+        instance_arn=org.instance_arn,
+        account_id=org.accounts[account],
+        permission_set_arn=org.permission_sets[permission_set],
+        principal_id=org.users[username],
+    )
+    with Session(engine) as session:
+        session.add(
+            AccessRequest(
+                id=rid,
+                requester=username,
+                principal_id=assignment.principal_id,
+                account_id=assignment.account_id,
+                account_name=account,
+                permission_set=permission_set,
+                permission_set_arn=assignment.permission_set_arn,
+                instance_arn=org.instance_arn,
+                duration_seconds=int(duration.total_seconds()),
+                start_at=start_at,
+                justification="test",
+                status="pending_approval",
+                approvers=[{"type": "group", "name": "elevate-approvers"}],
+                approvals_required=approvals_required,
+                workflow_id=f"access-request-{rid}",
+            )
+        )
+        session.commit()
+    return AccessRequestInput(
+        request_id=rid,
+        requester=username,
+        assignment=assignment,
+        permission_set_name=permission_set,
+        duration=duration,
+        start_at=start_at,
+        approvers=[Principal("group", "elevate-approvers")],
+        approvals_required=approvals_required,
+        approval_timeout=approval_timeout,
+    )

@@ -1,0 +1,157 @@
+"""The request lifecycle on the time-skipping server, with real activities against moto."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from elevate.contracts import Actor, CancelInput, DecisionInput, RevokeInput
+from elevate.models import AccessRequest, Approval, AuditEvent
+from tests.workflows.conftest import TASK_QUEUE, new_request
+from workflows.access_request import AccessRequestWorkflow
+
+CAROL = Actor("carol@example.com", ["elevate-approvers"])
+ERIN = Actor("erin@example.com", ["elevate-approvers"])
+ALICE = Actor("alice@example.com", ["developers"])
+BOB = Actor("bob@example.com", ["developers"])
+
+
+def assigned(sso, inp) -> bool:
+    a = inp.assignment
+    found = sso.list_account_assignments(
+        InstanceArn=a.instance_arn, AccountId=a.account_id, PermissionSetArn=a.permission_set_arn
+    )["AccountAssignments"]
+    return any(x["PrincipalId"] == a.principal_id for x in found)
+
+
+def row(engine, rid) -> AccessRequest:
+    with Session(engine) as s:
+        return s.get(AccessRequest, rid)
+
+
+def actions(engine, rid) -> list[str]:
+    with Session(engine) as s:
+        stmt = select(AuditEvent).where(AuditEvent.request_id == rid).order_by(AuditEvent.seq)
+        return [e.action for e in s.exec(stmt)]
+
+
+async def start(env: WorkflowEnvironment, inp):
+    return await env.client.start_workflow(
+        AccessRequestWorkflow.run, inp, id=f"access-request-{inp.request_id}", task_queue=TASK_QUEUE
+    )
+
+
+async def test_eight_hour_grant_is_active_then_removed(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org, duration=timedelta(hours=8))
+    async with worker_for():
+        handle = await start(env, inp)
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL, "ok"))
+        assert await handle.result() == "ended"
+    r = row(engine, inp.request_id)
+    assert r.status == "ended"
+    assert r.end_at - r.granted_at == timedelta(hours=8)
+    assert r.decided_by == "carol@example.com"
+    assert not assigned(sso, inp)
+    assert actions(engine, inp.request_id) == [
+        "requested",
+        "approval",
+        "approved",
+        "granting",
+        "granted",
+        "revoking",
+        "ended",
+    ]
+
+
+async def test_access_exists_while_active(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org, account="staging")
+    async with worker_for():
+        handle = await start(env, inp)
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL))
+        # Time skips only while a result is awaited, so polling here stays before end_at.
+        for _ in range(200):
+            if row(engine, inp.request_id).status == "active":
+                break
+            await asyncio.sleep(0.05)
+        assert row(engine, inp.request_id).status == "active"
+        assert assigned(sso, inp)
+        await handle.execute_update(AccessRequestWorkflow.revoke, RevokeInput(ALICE, "done early"))
+        assert await handle.result() == "revoked"
+    r = row(engine, inp.request_id)
+    assert r.revoked_by == "alice@example.com"
+    assert not assigned(sso, inp)
+
+
+async def test_unapproved_request_expires(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org, approval_timeout=timedelta(hours=3))
+    async with worker_for():
+        handle = await start(env, inp)
+        assert await handle.result() == "expired"
+    assert row(engine, inp.request_id).status == "expired"
+    assert not assigned(sso, inp)
+
+
+async def test_reject_ends_without_grant(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org)
+    async with worker_for():
+        handle = await start(env, inp)
+        await handle.execute_update(AccessRequestWorkflow.reject, DecisionInput(ERIN, "no"))
+        assert await handle.result() == "rejected"
+        with pytest.raises(RPCError):  # the workflow has closed: nothing left to decide
+            await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL))
+    assert row(engine, inp.request_id).decided_by == "erin@example.com"
+    assert not assigned(sso, inp)
+
+
+async def test_cancel_before_approval(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org)
+    async with worker_for():
+        handle = await start(env, inp)
+        await handle.execute_update(AccessRequestWorkflow.cancel, CancelInput(ALICE, "not needed"))
+        assert await handle.result() == "cancelled"
+    assert row(engine, inp.request_id).status == "cancelled"
+
+
+async def test_validators_refuse_self_approval_strangers_and_other_cancellers(
+    env, engine, org, worker_for
+):
+    inp = new_request(engine, org, username="carol@example.com")
+    async with worker_for():
+        handle = await start(env, inp)
+        for update, arg in [
+            (AccessRequestWorkflow.approve, DecisionInput(CAROL)),  # own request
+            (AccessRequestWorkflow.approve, DecisionInput(BOB)),  # not an approver
+            (AccessRequestWorkflow.cancel, CancelInput(BOB)),  # not the requester
+        ]:
+            with pytest.raises(WorkflowUpdateFailedError) as err:
+                await handle.execute_update(update, arg)
+            assert err.value.cause.type == "NotAllowed"
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(ERIN))
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(ERIN))
+        frank = Actor("frank@example.com", ["elevate-approvers"])
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(frank))
+        assert err.value.cause.type == "Conflict"
+        await handle.result()
+    with Session(engine) as s:
+        approvals = s.exec(select(Approval).where(Approval.request_id == inp.request_id)).all()
+    assert [a.approver for a in approvals] == ["erin@example.com"]
+
+
+async def test_scheduled_start_waits_and_fixes_end(env, engine, org, sso, worker_for):
+    begin = (await env.get_current_time()) + timedelta(days=2)
+    inp = new_request(engine, org, start_at=begin, duration=timedelta(hours=1), account="sandbox")
+    async with worker_for():
+        handle = await start(env, inp)
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL))
+        assert await handle.result() == "ended"
+    r = row(engine, inp.request_id)
+    assert r.start_at == begin
+    assert r.end_at == begin + timedelta(hours=1)
+    assert r.granted_at >= begin

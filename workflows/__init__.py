@@ -1,0 +1,1 @@
+"""Deterministic Temporal workflows: temporalio and plain data only."""

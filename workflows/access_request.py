@@ -1,0 +1,376 @@
+"""One workflow per access request: approval → start → grant → hold → revoke."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.identity_center import IdentityCenterActivities
+    from activities.store import StoreActivities
+    from elevate import temporal as ta
+    from elevate.contracts import (
+        AccessRequestInput,
+        Actor,
+        ApprovalRecord,
+        CancelInput,
+        DecisionInput,
+        EventRecord,
+        RevokeInput,
+        Status,
+        StatusChange,
+        VerifyInput,
+        WaitInput,
+    )
+    from elevate.policy import matches
+
+SYSTEM = "elevate"
+_STORE = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
+}
+_AWS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+_AWS = {"start_to_close_timeout": timedelta(seconds=60), "retry_policy": _AWS_RETRY}
+_WAIT = {
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": _AWS_RETRY,
+}
+_CANCELLABLE = (Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING)
+_REVOCABLE = (Status.SCHEDULED, Status.GRANTING, Status.ACTIVE)
+
+
+def _conflict(message: str) -> ApplicationError:
+    return ApplicationError(message, type="Conflict", non_retryable=True)
+
+
+def _not_allowed(message: str) -> ApplicationError:
+    return ApplicationError(message, type="NotAllowed", non_retryable=True)
+
+
+@workflow.defn
+class AccessRequestWorkflow:
+    """The lifecycle of one access request; its history is the truth, SQL the projection.
+
+    Updates: `approve`, `reject`, `cancel`, `revoke` (validators answer Conflict / NotAllowed
+    before anything reaches history). Query: `status`.
+    """
+
+    @workflow.init
+    def __init__(self, inp: AccessRequestInput) -> None:
+        self.inp = inp
+        # The API inserted the row as pending_approval; messages may arrive before run() writes.
+        self._status: Status | None = (
+            Status.PENDING_APPROVAL if inp.approvals_required else Status.SCHEDULED
+        )
+        self._approvals: dict[str, str | None] = {}
+        self._approving: set[str] = set()
+        self._rejection: DecisionInput | None = None
+        self._stop: tuple[Status, Actor, str | None] | None = None
+        self._start_at: datetime | None = inp.start_at
+        self._end_at: datetime | None = None
+
+    @workflow.run
+    async def run(self, inp: AccessRequestInput) -> str:
+        grant: asyncio.Task[None] | None = None
+        try:
+            if await self._await_approval() and await self._await_start():
+                grant = asyncio.ensure_future(self._grant())
+                # Shielded: a workflow cancellation must not abandon a grant halfway at AWS.
+                await asyncio.shield(grant)
+                if self._status is Status.ACTIVE:
+                    await self._hold()
+        except asyncio.CancelledError:
+            if self._status in _CANCELLABLE and grant is None:
+                await self._set(
+                    Status.CANCELLED, SYSTEM, "cancelled", {"reason": "workflow cancelled"}
+                )
+            elif self._stop is None:
+                self._stop = (Status.REVOKED, Actor(SYSTEM), "workflow cancelled")
+            raise
+        finally:
+            if grant is not None:
+                await self._cleanup(grant)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        return str(self._status)
+
+    # --- phases ---------------------------------------------------------------------------
+
+    async def _await_approval(self) -> bool:
+        if self.inp.approvals_required == 0:
+            await self._set(Status.SCHEDULED, self.inp.requester, "requested", {"approval": "none"})
+            return True
+        await self._set(Status.PENDING_APPROVAL, self.inp.requester, "requested")
+        try:
+            await workflow.wait_condition(
+                lambda: self._quorum() or self._rejection is not None or self._stop is not None,
+                timeout=self.inp.approval_timeout,
+            )
+        except TimeoutError:
+            await self._set(Status.EXPIRED, SYSTEM, "expired")
+            return False
+        if self._rejection is not None:
+            actor = self._rejection.actor.username
+            details = {"comment": self._rejection.comment}
+            await self._set(Status.REJECTED, actor, "rejected", details, decided_by=actor)
+            return False
+        if self._stop is not None:
+            await self._finish_stop()
+            return False
+        approvers = ", ".join(self._approvals)
+        await self._set(Status.SCHEDULED, SYSTEM, "approved", decided_by=approvers)
+        return True
+
+    async def _await_start(self) -> bool:
+        if self._start_at is not None and self._stop is None:
+            delay = self._start_at - workflow.now()
+            if delay > timedelta(0):
+                try:
+                    await workflow.wait_condition(lambda: self._stop is not None, timeout=delay)
+                except TimeoutError:
+                    pass
+        if self._stop is not None:
+            await self._finish_stop()
+            return False
+        return True
+
+    async def _grant(self) -> None:
+        await self._set(Status.GRANTING, SYSTEM, "granting")
+        assignment = self.inp.assignment
+        try:
+            operation = await workflow.execute_activity_method(
+                IdentityCenterActivities.create_assignment, assignment, **_AWS
+            )
+            if operation is not None:
+                wait = WaitInput(assignment.instance_arn, operation)
+                await workflow.execute_activity_method(
+                    IdentityCenterActivities.wait_assignment_created, wait, **_WAIT
+                )
+            await workflow.execute_activity_method(
+                IdentityCenterActivities.verify_assignment, VerifyInput(assignment, True), **_AWS
+            )
+        except ActivityError as err:
+            reason = _reason(err)
+            await self._set(
+                Status.FAILED, SYSTEM, "grant_failed", {"reason": reason}, failure=reason
+            )
+            return
+        if self._stop is not None:
+            return  # cancelled or revoked while granting: cleanup takes it away again
+        now = workflow.now()
+        # "As soon as approved" counts from the grant; a scheduled start fixes the end.
+        self._start_at = self.inp.start_at or now
+        self._end_at = self._start_at + self.inp.duration
+        await self._set(
+            Status.ACTIVE,
+            SYSTEM,
+            "granted",
+            granted_at=now,
+            start_at=self._start_at,
+            end_at=self._end_at,
+        )
+
+    async def _hold(self) -> None:
+        while self._stop is None and self._end_at is not None:
+            remaining = self._end_at - workflow.now()
+            if remaining <= timedelta(0):
+                return
+            try:
+                await workflow.wait_condition(lambda: self._stop is not None, timeout=remaining)
+            except TimeoutError:
+                pass
+
+    async def _cleanup(self, grant: asyncio.Task[None]) -> None:
+        """Runs after any grant began, whatever happened since: the access must not outlive us."""
+        try:
+            await grant
+        except (ActivityError, asyncio.CancelledError):
+            pass
+        if self._status is Status.FAILED:
+            await self._revoke_until_gone(quiet=True)
+            return
+        final, actor, comment = self._stop or (Status.ENDED, Actor(SYSTEM), None)
+        await self._set(Status.REVOKING, actor.username, "revoking", {"comment": comment})
+        await self._revoke_until_gone(quiet=False)
+        revoked_by = actor.username if final is not Status.ENDED else None
+        action = "ended" if final is Status.ENDED else str(final)
+        await self._set(
+            final,
+            actor.username,
+            action,
+            {"comment": comment},
+            revoked_at=workflow.now(),
+            revoked_by=revoked_by,
+        )
+
+    async def _revoke_until_gone(self, quiet: bool) -> None:
+        """Retried until AWS confirms the assignment is gone; each failed round is an event."""
+        assignment = self.inp.assignment
+        backoff = timedelta(seconds=5)
+        while True:
+            try:
+                operation = await workflow.execute_activity_method(
+                    IdentityCenterActivities.delete_assignment, assignment, **_AWS
+                )
+                if operation is not None:
+                    wait = WaitInput(assignment.instance_arn, operation)
+                    await workflow.execute_activity_method(
+                        IdentityCenterActivities.wait_assignment_deleted, wait, **_WAIT
+                    )
+                await workflow.execute_activity_method(
+                    IdentityCenterActivities.verify_assignment,
+                    VerifyInput(assignment, False),
+                    **_AWS,
+                )
+                return
+            except ActivityError as err:
+                await self._event("revoke_failed", {"reason": _reason(err), "quiet": quiet})
+                await workflow.sleep(backoff)
+                backoff = min(backoff * 2, timedelta(minutes=5))
+
+    async def _finish_stop(self) -> None:
+        if self._stop is None:
+            return
+        final, actor, comment = self._stop
+        details = {"comment": comment}
+        if final is Status.REVOKED:
+            await self._set(
+                final,
+                actor.username,
+                "revoked",
+                details,
+                revoked_at=workflow.now(),
+                revoked_by=actor.username,
+            )
+        else:
+            await self._set(final, actor.username, "cancelled", details)
+
+    # --- projection -----------------------------------------------------------------------
+
+    async def _set(
+        self,
+        status: Status,
+        actor: str,
+        action: str,
+        details: dict[str, object] | None = None,
+        **fields: object,
+    ) -> None:
+        change = StatusChange(
+            request_id=self.inp.request_id,
+            event_id=str(workflow.uuid4()),
+            status=status,
+            actor=actor,
+            action=action,
+            details=details or {},
+            **fields,  # type: ignore[arg-type]
+        )
+        await workflow.execute_activity_method(StoreActivities.record_status, change, **_STORE)
+        self._status = status
+        # Indexed only when the starter indexed it (the API does; the time-skipping server,
+        # which has no custom attributes, is started without).
+        if ta.STATUS in workflow.info().typed_search_attributes:
+            workflow.upsert_search_attributes([ta.STATUS.value_set(str(status))])
+
+    async def _event(self, action: str, details: dict[str, object]) -> None:
+        record = EventRecord(self.inp.request_id, str(workflow.uuid4()), SYSTEM, action, details)
+        await workflow.execute_activity_method(StoreActivities.record_event, record, **_STORE)
+
+    # --- messages -------------------------------------------------------------------------
+
+    def _quorum(self) -> bool:
+        return len(self._approvals) >= self.inp.approvals_required
+
+    def _check_decider(self, actor: Actor) -> None:
+        if self._status is not Status.PENDING_APPROVAL or self._quorum() or self._rejection:
+            raise _conflict(f"the request is {self._status}, no longer pending approval")
+        if self._stop is not None:
+            raise _conflict("the request is being cancelled")
+        if actor.username == self.inp.requester:
+            raise _not_allowed("nobody may decide their own request")
+        if not matches(actor.username, actor.groups, self.inp.approvers):
+            raise _not_allowed("you are not an approver of this request")
+
+    @workflow.update
+    async def approve(self, inp: DecisionInput) -> None:
+        name = inp.actor.username
+        if name in self._approvals or name in self._approving:
+            return  # the same approver again counts once
+        self._approving.add(name)
+        record = ApprovalRecord(self.inp.request_id, str(workflow.uuid4()), name, inp.comment)
+        await workflow.execute_activity_method(StoreActivities.record_approval, record, **_STORE)
+        self._approving.discard(name)
+        self._approvals[name] = inp.comment
+
+    @approve.validator
+    def _validate_approve(self, inp: DecisionInput) -> None:
+        if inp.actor.username in self._approvals or inp.actor.username in self._approving:
+            return
+        self._check_decider(inp.actor)
+        if len(self._approvals) + len(self._approving) >= self.inp.approvals_required:
+            raise _conflict("the request already has the approvals it needs")
+
+    @workflow.update
+    async def reject(self, inp: DecisionInput) -> None:
+        self._rejection = inp
+        await workflow.wait_condition(lambda: self._status is Status.REJECTED)
+
+    @reject.validator
+    def _validate_reject(self, inp: DecisionInput) -> None:
+        self._check_decider(inp.actor)
+        if self._approving:
+            raise _conflict("an approval is being recorded; try again")
+
+    @workflow.update
+    async def cancel(self, inp: CancelInput) -> None:
+        self._stop = self._stop or (Status.CANCELLED, inp.actor, inp.comment)
+        await workflow.wait_condition(lambda: self._status not in _CANCELLABLE)
+
+    @cancel.validator
+    def _validate_cancel(self, inp: CancelInput) -> None:
+        if inp.actor.username != self.inp.requester and not inp.actor.is_admin:
+            raise _not_allowed("only the requester or an admin may cancel a request")
+        if self._status not in _CANCELLABLE or self._stop is not None:
+            raise _conflict(
+                f"the request is {self._status}; only a request not yet active can be cancelled"
+            )
+
+    @workflow.update
+    async def revoke(self, inp: RevokeInput) -> None:
+        self._stop = self._stop or (Status.REVOKED, inp.actor, inp.comment)
+        await workflow.wait_condition(lambda: self._status not in _REVOCABLE)
+
+    @revoke.validator
+    def _validate_revoke(self, inp: RevokeInput) -> None:
+        actor = inp.actor
+        allowed = (
+            actor.is_admin
+            or actor.username == self.inp.requester
+            or matches(actor.username, actor.groups, self.inp.approvers)
+        )
+        if not allowed:
+            raise _not_allowed(
+                "only the requester, an approver of the request or an admin may revoke it"
+            )
+        if self._status not in _REVOCABLE or self._stop is not None:
+            raise _conflict(
+                f"the request is {self._status}; only scheduled or active requests can be revoked"
+            )
+
+    @workflow.query
+    def status(self) -> str | None:
+        return None if self._status is None else str(self._status)
+
+
+def _reason(err: ActivityError) -> str:
+    cause = err.cause
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
