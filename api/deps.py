@@ -1,0 +1,55 @@
+"""Dependencies: `Annotated` aliases so routes declare what they need and tests can override it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from api.auth import JwksVerifier, User
+from api.errors import Unauthorized
+from api.temporal_gateway import TemporalGateway
+from elevate.catalog import Catalog
+from elevate.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+def _temporal(request: Request) -> TemporalGateway:
+    gateway: TemporalGateway = request.app.state.temporal
+    return gateway
+
+
+def _catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _current_user(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if creds is None:
+        raise Unauthorized("send Authorization: Bearer <token>", "missing_token")
+    verifier: JwksVerifier = request.app.state.verifier
+    return verifier.user(creds.credentials)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SessionDep = Annotated[Session, Depends(_session)]
+TemporalDep = Annotated[TemporalGateway, Depends(_temporal)]
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+CurrentUser = Annotated[User, Depends(_current_user)]

@@ -1,0 +1,79 @@
+"""App factory and lifespan: long-lived clients are made once here and reached via deps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.auth import JwksVerifier
+from api.routes import catalog, health, requests
+from api.temporal_gateway import TemporalGateway
+from elevate.catalog import Catalog
+from elevate.db import make_engine, migrate
+from elevate.settings import Settings, get_settings
+
+MAX_BODY = 1024 * 1024
+
+
+class BodyLimit:
+    """413 for a body over 1 MiB, whether it declares its length or streams."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+            await _too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                raise errors.TooLarge("the body is larger than 1 MiB")
+            return message
+
+        await self.app(scope, counting, send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = errors.error_response(413, "body_too_large", "the body is larger than 1 MiB")
+    await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        app.state.engine = engine
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="elevate",
+        version="1",
+        description="Temporary elevated access for AWS IAM Identity Center.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.temporal = TemporalGateway(settings)
+    app.state.catalog = Catalog(settings)
+    app.state.verifier = JwksVerifier(settings)
+    errors.install(app)
+    app.add_middleware(BodyLimit)
+    for module in (health, requests, catalog):
+        app.include_router(module.router)
+    return app

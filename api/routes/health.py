@@ -1,0 +1,41 @@
+"""Liveness and readiness: no token needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.errors import Unavailable
+from elevate.db import ping
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Any:
+    checks: dict[str, str] = {}
+    try:
+        ping(request.app.state.engine)
+        checks["database"] = "ok"
+    except SQLAlchemyError as err:
+        checks["database"] = f"unavailable: {type(err).__name__}"
+    try:
+        await request.app.state.temporal.check()
+        checks["temporal"] = "ok"
+    except Unavailable as err:
+        checks["temporal"] = f"unavailable: {err.detail}"
+    failed = [name for name, state in checks.items() if state != "ok"]
+    if failed:
+        detail = f"not ready: {', '.join(failed)} unavailable"
+        return JSONResponse(
+            {"error": "not_ready", "detail": detail, "checks": checks}, status_code=503
+        )
+    return {"status": "ready", "checks": checks}

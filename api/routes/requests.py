@@ -1,0 +1,81 @@
+"""/v1/requests: create, read, list, and the actions on one request."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query
+
+from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.pagination import Cursor, Limit
+from api.schemas import Comment, Page, RequestCreate, RequestDetail, RequestOut
+from api.services import requests as service
+
+router = APIRouter(prefix="/v1/requests", tags=["requests"])
+OptionalComment = Annotated[Comment | None, Body()]
+
+
+@router.post("", status_code=201, response_model=RequestOut)
+def create_request(
+    body: RequestCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+    gateway: TemporalDep,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+) -> Any:
+    return service.create_request(session, user, body, idempotency_key, settings, catalog, gateway)
+
+
+@router.get("", response_model=Page[RequestOut])
+def list_requests(
+    user: CurrentUser,
+    session: SessionDep,
+    status: str | None = None,
+    requester: str | None = None,
+    account_id: str | None = None,
+    awaiting: Annotated[str | None, Query(description="'me': requests you may decide")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
+    return service.list_requests(
+        session,
+        user,
+        status=status,
+        requester=requester,
+        account_id=account_id,
+        awaiting=awaiting,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/{request_id}", response_model=RequestDetail)
+def get_request(request_id: str, user: CurrentUser, session: SessionDep) -> Any:
+    return service.get_request(session, user, request_id)
+
+
+def _action(name: str) -> Any:
+    def handler(
+        request_id: str,
+        user: CurrentUser,
+        session: SessionDep,
+        gateway: TemporalDep,
+        body: OptionalComment = None,
+    ) -> Any:
+        comment = body.comment if body else None
+        return service.act(session, user, request_id, name, comment, gateway)
+
+    handler.__name__ = f"{name}_request"
+    return handler
+
+
+for _name in ("approve", "reject", "cancel", "revoke"):
+    router.add_api_route(
+        f"/{{request_id}}/{_name}",
+        _action(_name),
+        methods=["POST"],
+        response_model=RequestOut,
+        summary=f"{_name.title()} a request",
+    )

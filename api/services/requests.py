@@ -1,0 +1,314 @@
+"""The business steps behind /v1/requests: validate, record, start and message workflows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio.from_thread
+from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.auth import User
+from api.errors import Conflict, Invalid, NotAllowed, NotFound, Unavailable
+from api.pagination import decode, encode
+from api.schemas import ApprovalOut, EventOut, RequestCreate, RequestDetail, RequestOut
+from api.temporal_gateway import TemporalGateway
+from elevate import temporal
+from elevate.catalog import Catalog
+from elevate.contracts import (
+    AccessRequestInput,
+    Actor,
+    Assignment,
+    CancelInput,
+    DecisionInput,
+    Principal,
+    RevokeInput,
+    Status,
+)
+from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
+from elevate.policy import bootstrap_approvers, matches
+from elevate.settings import Settings
+from workflows.access_request import AccessRequestWorkflow
+
+_START_SKEW = timedelta(minutes=1)  # a start_at this close to now counts as "now"
+
+
+def _approvers(row: AccessRequest) -> list[Principal]:
+    return [Principal(p["type"], p["name"]) for p in row.approvers]
+
+
+def is_approver_of(user: User, row: AccessRequest) -> bool:
+    return matches(user.username, user.groups, _approvers(row))
+
+
+def _check_visible(user: User, row: AccessRequest) -> None:
+    if not (
+        user.is_admin
+        or user.is_auditor
+        or user.username == row.requester
+        or is_approver_of(user, row)
+    ):
+        raise NotAllowed("only the requester, its approvers, admins and auditors see this request")
+
+
+def _load(session: Session, request_id: str) -> AccessRequest:
+    row = session.get(AccessRequest, request_id)
+    if row is None:
+        raise NotFound(f"no request with id {request_id}")
+    return row
+
+
+def to_resource(session: Session, row: AccessRequest) -> RequestOut:
+    approvals = session.exec(
+        select(Approval).where(Approval.request_id == row.id).order_by(col(Approval.at))
+    ).all()
+    data = row.model_dump(exclude={"approvers", "duration_seconds", "principal_id"})
+    return RequestOut(
+        **data,
+        duration=timedelta(seconds=row.duration_seconds),
+        approvals=[ApprovalOut(approver=a.approver, comment=a.comment, at=a.at) for a in approvals],
+    )
+
+
+def get_request(session: Session, user: User, request_id: str) -> RequestDetail:
+    row = _load(session, request_id)
+    _check_visible(user, row)
+    events = session.exec(
+        select(AuditEvent).where(AuditEvent.request_id == row.id).order_by(col(AuditEvent.seq))
+    ).all()
+    return RequestDetail(
+        **to_resource(session, row).model_dump(),
+        events=[
+            EventOut(seq=e.seq, at=e.at, actor=e.actor, action=e.action, details=e.details)
+            for e in events
+        ],
+    )
+
+
+def _validate(body: RequestCreate, settings: Settings) -> None:
+    if not settings.min_duration <= body.duration <= settings.max_duration:
+        raise Invalid(
+            f"duration must be between {settings.min_duration} and {settings.max_duration}",
+            "invalid_duration",
+            ["duration"],
+        )
+    if body.start_at is not None and body.start_at < utcnow() - _START_SKEW:
+        raise Invalid("start_at is in the past", "start_in_past", ["start_at"])
+
+
+def _resolve(catalog: Catalog, body: RequestCreate, username: str) -> tuple[Any, Any, str, str]:
+    try:
+        account = catalog.find_account(body.account_id)
+        if account is None:
+            raise Invalid(
+                f"account {body.account_id} is not in the organization",
+                "unknown_account",
+                ["account_id"],
+            )
+        pset = catalog.find_permission_set(body.permission_set)
+        if pset is None:
+            raise Invalid(
+                f"no permission set named {body.permission_set}",
+                "unknown_permission_set",
+                ["permission_set"],
+            )
+        principal_id = catalog.user_id(username)
+        if principal_id is None:
+            raise Invalid(f"{username} has no IAM Identity Center user", "unknown_principal")
+        instance_arn = catalog.instance().arn
+    except (ClientError, BotoCoreError, LookupError) as err:
+        raise Unavailable(f"AWS could not be asked: {err}", "aws_unavailable") from err
+    return account, pset, principal_id, instance_arn
+
+
+def _idempotent_hit(session: Session, user: User, key: str | None) -> AccessRequest | None:
+    if key is None:
+        return None
+    hit = session.get(IdempotencyKey, (user.username, key))
+    return session.get(AccessRequest, hit.request_id) if hit else None
+
+
+def create_request(
+    session: Session,
+    user: User,
+    body: RequestCreate,
+    idempotency_key: str | None,
+    settings: Settings,
+    catalog: Catalog,
+    gateway: TemporalGateway,
+) -> RequestOut:
+    existing = _idempotent_hit(session, user, idempotency_key)
+    if existing is not None:
+        return to_resource(session, existing)
+    _validate(body, settings)
+    account, pset, principal_id, instance_arn = _resolve(catalog, body, user.username)
+    approvers = bootstrap_approvers(settings.approver_group, settings.admin_group)
+    rid = str(uuid.uuid4())
+    row = AccessRequest(
+        id=rid,
+        requester=user.username,
+        principal_id=principal_id,
+        account_id=account.id,
+        account_name=account.name,
+        permission_set=pset.name,
+        permission_set_arn=pset.arn,
+        instance_arn=instance_arn,
+        duration_seconds=int(body.duration.total_seconds()),
+        start_at=body.start_at,
+        end_at=body.start_at + body.duration if body.start_at else None,
+        justification=body.justification,
+        ticket=body.ticket,
+        status=Status.PENDING_APPROVAL.value,
+        approvers=[{"type": p.type, "name": p.name} for p in approvers],
+        approvals_required=1,
+        workflow_id=temporal.workflow_id(rid),
+    )
+    session.add(row)
+    if idempotency_key is not None:
+        session.add(IdempotencyKey(username=user.username, key=idempotency_key, request_id=rid))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # the same key raced us: answer with the first request
+        existing = _idempotent_hit(session, user, idempotency_key)
+        if existing is None:
+            raise
+        return to_resource(session, existing)
+    inp = AccessRequestInput(
+        request_id=rid,
+        requester=user.username,
+        assignment=Assignment(instance_arn, account.id, pset.arn, principal_id),
+        permission_set_name=pset.name,
+        duration=body.duration,
+        start_at=body.start_at,
+        approvers=approvers,
+        approvals_required=1,
+        approval_timeout=settings.approval_timeout,
+    )
+    try:
+        anyio.from_thread.run(gateway.start, inp)
+    except Unavailable:
+        _forget(session, row)
+        raise
+    return to_resource(session, row)
+
+
+def _forget(session: Session, row: AccessRequest) -> None:
+    """No workflow means no request: remove the row so nothing shows a request that never ran."""
+    for key in session.exec(select(IdempotencyKey).where(IdempotencyKey.request_id == row.id)):
+        session.delete(key)
+    session.delete(row)
+    session.commit()
+
+
+def list_requests(
+    session: Session,
+    user: User,
+    *,
+    status: str | None,
+    requester: str | None,
+    account_id: str | None,
+    awaiting: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    stmt = select(AccessRequest)
+    if awaiting is not None:
+        if awaiting != "me":
+            raise Invalid("awaiting only accepts 'me'", "invalid_filter", ["awaiting"])
+        stmt = stmt.where(AccessRequest.status == Status.PENDING_APPROVAL.value)
+        stmt = stmt.where(AccessRequest.requester != user.username)
+    elif not (user.is_admin or user.is_auditor):
+        stmt = stmt.where(AccessRequest.requester == user.username)
+    if status is not None:
+        if status not in {s.value for s in Status}:
+            raise Invalid(f"unknown status {status}", "invalid_filter", ["status"])
+        stmt = stmt.where(AccessRequest.status == status)
+    if requester is not None:
+        stmt = stmt.where(AccessRequest.requester == requester)
+    if account_id is not None:
+        stmt = stmt.where(AccessRequest.account_id == account_id)
+    if cursor:
+        at, rid = decode(cursor, (datetime, str))
+        stmt = stmt.where(
+            (col(AccessRequest.created_at) < at)
+            | ((col(AccessRequest.created_at) == at) & (col(AccessRequest.id) < rid))
+        )
+    stmt = stmt.order_by(col(AccessRequest.created_at).desc(), col(AccessRequest.id).desc())
+    rows = _take(session, stmt, limit + 1, lambda r: awaiting is None or _awaits(session, user, r))
+    page = rows[:limit]
+    next_cursor = encode([page[-1].created_at, page[-1].id]) if len(rows) > limit else None
+    return {"items": [to_resource(session, r) for r in page], "next_cursor": next_cursor}
+
+
+def _awaits(session: Session, user: User, row: AccessRequest) -> bool:
+    if not is_approver_of(user, row):
+        return False
+    stmt = select(Approval).where(Approval.request_id == row.id, Approval.approver == user.username)
+    return session.exec(stmt).first() is None
+
+
+def _take(session: Session, stmt: Any, n: int, keep: Any) -> list[AccessRequest]:
+    """The first n rows that `keep` accepts, reading in batches (approvers are JSON, not SQL)."""
+    out: list[AccessRequest] = []
+    offset = 0
+    while len(out) < n:
+        batch = session.exec(stmt.offset(offset).limit(max(n, 100))).all()
+        out.extend(r for r in batch if keep(r))
+        if len(batch) < max(n, 100):
+            break
+        offset += len(batch)
+    return out[:n]
+
+
+_ACTIONS = {
+    "approve": (AccessRequestWorkflow.approve, DecisionInput),
+    "reject": (AccessRequestWorkflow.reject, DecisionInput),
+    "cancel": (AccessRequestWorkflow.cancel, CancelInput),
+    "revoke": (AccessRequestWorkflow.revoke, RevokeInput),
+}
+_PAST = {"approve": "approved", "reject": "rejected", "cancel": "cancelled", "revoke": "revoked"}
+_ALLOWED_FROM = {
+    "approve": {Status.PENDING_APPROVAL},
+    "reject": {Status.PENDING_APPROVAL},
+    "cancel": {Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING},
+    "revoke": {Status.SCHEDULED, Status.GRANTING, Status.ACTIVE},
+}
+
+
+def _check_action(user: User, row: AccessRequest, action: str) -> None:
+    """The API's verdict from the projection; the workflow's validator has the last word."""
+    if action in ("approve", "reject"):
+        if user.username == row.requester:
+            raise NotAllowed("nobody may decide their own request")
+        if not is_approver_of(user, row):
+            raise NotAllowed("you are not an approver of this request")
+    elif action == "cancel" and not (user.username == row.requester or user.is_admin):
+        raise NotAllowed("only the requester or an admin may cancel a request")
+    elif action == "revoke" and not (
+        user.username == row.requester or user.is_admin or is_approver_of(user, row)
+    ):
+        raise NotAllowed("only the requester, an approver of the request or an admin may revoke it")
+    if Status(row.status) not in _ALLOWED_FROM[action]:
+        raise Conflict(f"the request is {row.status}; it cannot be {_PAST[action]} now")
+
+
+def act(
+    session: Session,
+    user: User,
+    request_id: str,
+    action: str,
+    comment: str | None,
+    gateway: TemporalGateway,
+) -> RequestOut:
+    row = _load(session, request_id)
+    _check_visible(user, row)
+    _check_action(user, row, action)
+    update, input_type = _ACTIONS[action]
+    actor = Actor(user.username, list(user.groups), user.is_admin)
+    anyio.from_thread.run(gateway.update, request_id, update, input_type(actor, comment))
+    session.expire_all()
+    return to_resource(session, _load(session, request_id))

@@ -1,0 +1,87 @@
+"""The API's side of Temporal: connect lazily, start workflows, send updates, map failures."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import Conflict, NotAllowed, Unavailable
+from elevate import temporal
+from elevate.contracts import AccessRequestInput
+from elevate.settings import Settings
+from workflows.access_request import AccessRequestWorkflow
+
+_VERDICTS = {"Conflict": Conflict, "NotAllowed": NotAllowed}
+
+
+class TemporalGateway:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        """Connected on first use, so the API starts (and serves reads) while Temporal is down."""
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await asyncio.wait_for(temporal.connect(self._settings), 5)
+                except (RuntimeError, OSError, TimeoutError) as err:
+                    raise Unavailable(
+                        f"Temporal is not answering: {err}", "temporal_unavailable"
+                    ) from err
+            return self._client
+
+    async def check(self) -> None:
+        client = await self.client()
+        try:
+            await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=timedelta(seconds=3)
+            )
+        except RPCError as err:
+            raise Unavailable(f"Temporal is not answering: {err}", "temporal_unavailable") from err
+
+    async def start(self, inp: AccessRequestInput) -> None:
+        client = await self.client()
+        attrs = TypedSearchAttributes(
+            [
+                SearchAttributePair(temporal.REQUESTER, inp.requester),
+                SearchAttributePair(temporal.ACCOUNT, inp.assignment.account_id),
+                SearchAttributePair(temporal.PERMISSION_SET, inp.permission_set_name),
+                SearchAttributePair(temporal.STATUS, "pending_approval"),
+            ]
+        )
+        try:
+            await client.start_workflow(
+                AccessRequestWorkflow.run,
+                inp,
+                id=temporal.workflow_id(inp.request_id),
+                task_queue=self._settings.task_queue,
+                search_attributes=attrs,
+            )
+        except RPCError as err:
+            raise Unavailable(
+                f"the workflow could not be started: {err}", "temporal_unavailable"
+            ) from err
+
+    async def update(self, request_id: str, update: Any, arg: Any) -> None:
+        client = await self.client()
+        handle = client.get_workflow_handle(temporal.workflow_id(request_id))
+        try:
+            await handle.execute_update(update, arg)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type in _VERDICTS:
+                raise _VERDICTS[cause.type](cause.message) from err
+            raise Conflict(f"the request refused this action: {cause}") from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise Conflict("the request has finished; nothing can change it now") from err
+            raise Unavailable(f"Temporal is not answering: {err}", "temporal_unavailable") from err

@@ -1,0 +1,159 @@
+"""The `elevate` command: api, worker, migrate, token, dev."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import time
+from typing import Annotated
+
+import typer
+
+from elevate.settings import STATE_DIR, get_settings
+
+app = typer.Typer(help="Temporary elevated access for AWS.", no_args_is_help=True)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Run the REST API."""
+    import uvicorn
+
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run a Temporal worker (workflows and activities)."""
+    import worker as worker_module
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(worker_module.run())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from elevate.db import make_engine
+    from elevate.db import migrate as run_migrations
+
+    run_migrations(make_engine(get_settings().database_url))
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Argument(help="username, e.g. alice@example.com")],
+    group: Annotated[
+        list[str] | None, typer.Option("--group", "-g", help="a group claim (repeatable)")
+    ] = None,
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
+) -> None:
+    """Mint a token signed with the dev stack's key (creates the key on first use)."""
+    from elevate.devkeys import ensure_dev_key, mint_token
+
+    s = get_settings()
+    ensure_dev_key()
+    typer.echo(
+        mint_token(
+            user,
+            group or [],
+            issuer=s.auth_issuer,
+            audience=s.auth_audience,
+            username_claim=s.auth_username_claim,
+            groups_claim=s.auth_groups_claim,
+            ttl_seconds=ttl,
+        )
+    )
+
+
+@app.command()
+def assignments(account_id: Annotated[str, typer.Argument(help="12-digit account id")]) -> None:
+    """List who holds which permission set on an account, as AWS reports it."""
+    from elevate.aws import client
+    from elevate.catalog import Catalog
+
+    s = get_settings()
+    catalog, sso = Catalog(s), client("sso-admin", s.aws_region)
+    for pset in catalog.permission_sets():
+        pages = sso.get_paginator("list_account_assignments").paginate(
+            InstanceArn=catalog.instance().arn, AccountId=account_id, PermissionSetArn=pset.arn
+        )
+        for page in pages:
+            for a in page["AccountAssignments"]:
+                typer.echo(f"{pset.name}\t{a['PrincipalType']}\t{a['PrincipalId']}")
+
+
+@app.command()
+def dev(
+    api_port: Annotated[int, typer.Option(help="API port")] = 8000,
+    temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port")] = 8233,
+    moto_port: Annotated[
+        int, typer.Option(help="port of the moto server standing in for AWS")
+    ] = 5000,
+) -> None:
+    """Run everything on this machine: Temporal dev server, emulated AWS, API and worker."""
+    from elevate import devstack
+    from elevate.devkeys import ensure_dev_key
+    from elevate.walkthrough import walkthrough
+
+    logs = STATE_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    jwks = ensure_dev_key()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if devstack.port_open("127.0.0.1", temporal_port):
+            typer.echo(f"Temporal already answers on :{temporal_port}; using it")
+        else:
+            typer.echo(
+                f"starting Temporal dev server on :{temporal_port} (UI http://localhost:{ui_port})"
+            )
+            procs.append(
+                devstack.start_temporal(
+                    temporal_port, ui_port, STATE_DIR / "temporal.db", logs / "temporal.log"
+                )
+            )
+        if devstack.port_open("127.0.0.1", moto_port):
+            raise typer.BadParameter(
+                f"port {moto_port} is taken; pass --moto-port", param_hint="--moto-port"
+            )
+        typer.echo(f"starting moto (emulated AWS) on :{moto_port} and seeding a demo organization")
+        procs.append(devstack.start_moto(moto_port, logs / "moto.log"))
+        aws = devstack.aws_env(moto_port)
+        os.environ.update(aws)
+        from elevate.seed import seed_demo
+
+        org = seed_demo()
+        env = {
+            **aws,
+            "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+            "ELEVATE_AUTH_JWKS_URL": str(jwks.resolve()),
+        }
+        procs.append(devstack.start_elevate(["worker"], env, logs / "worker.log"))
+        procs.append(
+            devstack.start_elevate(["api", "--port", str(api_port)], env, logs / "api.log")
+        )
+        base = f"http://127.0.0.1:{api_port}"
+        devstack.wait_until(lambda: devstack.http_ok(f"{base}/readyz"), "the API", 60, procs[-1])
+        typer.echo(walkthrough(base, org, ui_port, logs))
+        _wait_for_signal(procs)
+    finally:
+        typer.echo("stopping the dev stack")
+        devstack.stop(procs)
+
+
+def _wait_for_signal(procs: list[subprocess.Popen[bytes]]) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        typer.echo("a component of the dev stack exited; see .elevate/logs/", err=True)
+    except KeyboardInterrupt:
+        pass
