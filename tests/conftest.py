@@ -54,3 +54,6 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     migrate(eng)
     yield eng
     eng.dispose()
+
+
+from tests.stack import stack  # noqa: E402,F401  (session fixture: the real stack over HTTP)

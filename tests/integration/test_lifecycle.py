@@ -1,0 +1,91 @@
+"""The whole lifecycle over HTTP against real servers in separate processes, checked at moto."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.stack import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+ALICE, BOB, CAROL, DAVE = (
+    "alice@example.com",
+    "bob@example.com",
+    "carol@example.com",
+    "dave@example.com",
+)
+
+
+def request_access(stack: Stack, user: str, account: str, pset: str, duration: str) -> str:
+    with stack.client(user) as c:
+        resp = c.post(
+            "/v1/requests",
+            json={
+                "account_id": stack.org.accounts[account],
+                "permission_set": pset,
+                "duration": duration,
+                "justification": "integration test",
+            },
+        )
+    assert resp.status_code == 201, resp.text
+    rid: str = resp.json()["id"]
+    with stack.client(CAROL) as c:
+        approved = c.post(f"/v1/requests/{rid}/approve", json={"comment": "go"})
+    assert approved.status_code == 200, approved.text
+    return rid
+
+
+def status_of(stack: Stack, rid: str) -> str:
+    with stack.client(DAVE) as c:  # an admin sees every request
+        return str(c.get(f"/v1/requests/{rid}").json()["status"])
+
+
+def test_grant_is_visible_at_aws_while_active_and_gone_after(stack: Stack) -> None:
+    rid = request_access(stack, ALICE, "prod", "AdministratorAccess", "PT4S")
+    wait_for(lambda: status_of(stack, rid) == "active", 20, 0.05)
+    assert stack.assigned("prod", "AdministratorAccess", ALICE)
+    wait_for(lambda: status_of(stack, rid) == "ended", 30, 0.1)
+    assert not stack.assigned("prod", "AdministratorAccess", ALICE)
+    with stack.client(ALICE) as c:
+        detail = c.get(f"/v1/requests/{rid}").json()
+    assert [e["action"] for e in detail["events"]] == [
+        "requested",
+        "approval",
+        "approved",
+        "granting",
+        "granted",
+        "revoking",
+        "ended",
+    ]
+    assert detail["granted_at"]
+    assert detail["revoked_at"]
+    assert detail["revoked_by"] is None
+
+
+def test_early_revoke_by_an_approver_removes_access(stack: Stack) -> None:
+    rid = request_access(stack, BOB, "prod", "ReadOnly", "PT1H")
+    wait_for(lambda: status_of(stack, rid) == "active", 20, 0.05)
+    assert stack.assigned("prod", "ReadOnly", BOB)
+    with stack.client(CAROL) as c:
+        resp = c.post(f"/v1/requests/{rid}/revoke", json={"comment": "incident over"})
+    assert resp.status_code == 200, resp.text
+    wait_for(lambda: status_of(stack, rid) == "revoked", 20, 0.1)
+    assert not stack.assigned("prod", "ReadOnly", BOB)
+    with stack.client(BOB) as c:
+        assert c.get(f"/v1/requests/{rid}").json()["revoked_by"] == CAROL
+
+
+def test_worker_killed_while_active_still_ends_and_revokes(stack: Stack) -> None:
+    rid = request_access(stack, ALICE, "staging", "AdministratorAccess", "PT5S")
+    wait_for(lambda: status_of(stack, rid) == "active", 20, 0.05)
+    stack.kill_worker()
+    try:
+        time.sleep(6)  # end_at passes while no worker runs
+        assert status_of(stack, rid) == "active"
+        assert stack.assigned("staging", "AdministratorAccess", ALICE)
+    finally:
+        stack.start_worker()
+    wait_for(lambda: status_of(stack, rid) == "ended", 60, 0.2)
+    assert not stack.assigned("staging", "AdministratorAccess", ALICE)
