@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from elevate import devstack
+from elevate.aws import client
 from elevate.devkeys import KID, ensure_dev_key, mint_token
 from elevate.seed import USERS, DemoOrg, seed_demo
 
@@ -107,6 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
         try:
             org = seed_demo()
         finally:
+            client.cache_clear()  # the cached clients point at this moto; forget them
             for k, v in saved.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         env = {

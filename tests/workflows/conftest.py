@@ -38,8 +38,10 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="module")
 def org() -> Iterator[DemoOrg]:
+    client.cache_clear()  # a cached client may point at another test's moto server
     with mock_aws():
         yield seed_demo()
+    client.cache_clear()
 
 
 @pytest.fixture
