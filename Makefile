@@ -20,6 +20,7 @@ dev: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy elevate api workflows activities worker.py
 
 test: $(BIN)/.installed lint
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -29,21 +31,16 @@ with workflow.unsafe.imports_passed_through():
     from elevate.policy import matches
 
 SYSTEM = "elevate"
-_STORE = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
-}
+# Database writes retry until they succeed: the projection must catch up with the history.
+_STORE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# AWS calls: botocore already retried throttling briefly; this covers longer outages.
 _AWS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
 )
-_AWS = {"start_to_close_timeout": timedelta(seconds=60), "retry_policy": _AWS_RETRY}
-_WAIT = {
-    "start_to_close_timeout": timedelta(minutes=10),
-    "heartbeat_timeout": timedelta(seconds=30),
-    "retry_policy": _AWS_RETRY,
-}
+A = TypeVar("A")
+R = TypeVar("R")
 _CANCELLABLE = (Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING)
 _REVOCABLE = (Status.SCHEDULED, Status.GRANTING, Status.ACTIVE)
 
@@ -146,17 +143,11 @@ class AccessRequestWorkflow:
         await self._set(Status.GRANTING, SYSTEM, "granting")
         assignment = self.inp.assignment
         try:
-            operation = await workflow.execute_activity_method(
-                IdentityCenterActivities.create_assignment, assignment, **_AWS
-            )
+            operation = await _aws(IdentityCenterActivities.create_assignment, assignment)
             if operation is not None:
                 wait = WaitInput(assignment.instance_arn, operation)
-                await workflow.execute_activity_method(
-                    IdentityCenterActivities.wait_assignment_created, wait, **_WAIT
-                )
-            await workflow.execute_activity_method(
-                IdentityCenterActivities.verify_assignment, VerifyInput(assignment, True), **_AWS
-            )
+                await _wait(IdentityCenterActivities.wait_assignment_created, wait)
+            await _aws(IdentityCenterActivities.verify_assignment, VerifyInput(assignment, True))
         except ActivityError as err:
             reason = _reason(err)
             await self._set(
@@ -217,18 +208,12 @@ class AccessRequestWorkflow:
         backoff = timedelta(seconds=5)
         while True:
             try:
-                operation = await workflow.execute_activity_method(
-                    IdentityCenterActivities.delete_assignment, assignment, **_AWS
-                )
+                operation = await _aws(IdentityCenterActivities.delete_assignment, assignment)
                 if operation is not None:
                     wait = WaitInput(assignment.instance_arn, operation)
-                    await workflow.execute_activity_method(
-                        IdentityCenterActivities.wait_assignment_deleted, wait, **_WAIT
-                    )
-                await workflow.execute_activity_method(
-                    IdentityCenterActivities.verify_assignment,
-                    VerifyInput(assignment, False),
-                    **_AWS,
+                    await _wait(IdentityCenterActivities.wait_assignment_deleted, wait)
+                await _aws(
+                    IdentityCenterActivities.verify_assignment, VerifyInput(assignment, False)
                 )
                 return
             except ActivityError as err:
@@ -260,7 +245,7 @@ class AccessRequestWorkflow:
         status: Status,
         actor: str,
         action: str,
-        details: dict[str, object] | None = None,
+        details: Mapping[str, object] | None = None,
         **fields: object,
     ) -> None:
         change = StatusChange(
@@ -269,19 +254,19 @@ class AccessRequestWorkflow:
             status=status,
             actor=actor,
             action=action,
-            details=details or {},
+            details=dict(details or {}),
             **fields,  # type: ignore[arg-type]
         )
-        await workflow.execute_activity_method(StoreActivities.record_status, change, **_STORE)
+        await _store(StoreActivities.record_status, change)
         self._status = status
         # Indexed only when the starter indexed it (the API does; the time-skipping server,
         # which has no custom attributes, is started without).
-        if ta.STATUS in workflow.info().typed_search_attributes:
+        if workflow.info().typed_search_attributes.get(ta.STATUS) is not None:
             workflow.upsert_search_attributes([ta.STATUS.value_set(str(status))])
 
     async def _event(self, action: str, details: dict[str, object]) -> None:
         record = EventRecord(self.inp.request_id, str(workflow.uuid4()), SYSTEM, action, details)
-        await workflow.execute_activity_method(StoreActivities.record_event, record, **_STORE)
+        await _store(StoreActivities.record_event, record)
 
     # --- messages -------------------------------------------------------------------------
 
@@ -305,7 +290,7 @@ class AccessRequestWorkflow:
             return  # the same approver again counts once
         self._approving.add(name)
         record = ApprovalRecord(self.inp.request_id, str(workflow.uuid4()), name, inp.comment)
-        await workflow.execute_activity_method(StoreActivities.record_approval, record, **_STORE)
+        await _store(StoreActivities.record_approval, record)
         self._approving.discard(name)
         self._approvals[name] = inp.comment
 
@@ -367,6 +352,29 @@ class AccessRequestWorkflow:
     @workflow.query
     def status(self) -> str | None:
         return None if self._status is None else str(self._status)
+
+
+async def _aws(activity: Callable[[Any, A], R], arg: A) -> R:
+    return await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=timedelta(seconds=60), retry_policy=_AWS_RETRY
+    )
+
+
+async def _wait(activity: Callable[[Any, A], R], arg: A) -> R:
+    """Polls AWS inside the activity; the heartbeat notices a worker that died mid-poll."""
+    return await workflow.execute_activity_method(
+        activity,
+        arg,
+        start_to_close_timeout=timedelta(minutes=10),
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=_AWS_RETRY,
+    )
+
+
+async def _store(activity: Callable[[Any, A], R], arg: A) -> R:
+    return await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE_RETRY
+    )
 
 
 def _reason(err: ActivityError) -> str:
