@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.auth import JwksVerifier, User
-from api.errors import Unauthorized
+from api.errors import NotAllowed, Unauthorized
 from api.temporal_gateway import TemporalGateway
 from elevate.catalog import Catalog
 from elevate.settings import Settings
@@ -53,3 +53,19 @@ SessionDep = Annotated[Session, Depends(_session)]
 TemporalDep = Annotated[TemporalGateway, Depends(_temporal)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 CurrentUser = Annotated[User, Depends(_current_user)]
+
+
+def _admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise NotAllowed("only admins may change this")
+    return user
+
+
+def _admin_or_auditor(user: CurrentUser) -> User:
+    if not (user.is_admin or user.is_auditor):
+        raise NotAllowed("only admins and auditors may read this")
+    return user
+
+
+Admin = Annotated[User, Depends(_admin)]
+AdminOrAuditor = Annotated[User, Depends(_admin_or_auditor)]

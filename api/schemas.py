@@ -5,16 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from elevate.policy_schema import IsoDuration
 
-def _iso_duration(value: Any) -> Any:
-    if not isinstance(value, str) or not value.startswith("P"):
-        raise ValueError("must be an ISO 8601 duration such as PT30M or PT2H")
-    return value
-
-
-IsoDuration = Annotated[timedelta, BeforeValidator(_iso_duration)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 T = TypeVar("T")
 
@@ -99,3 +93,12 @@ class PermissionSetOut(BaseModel):
     name: str
     arn: str
     description: str | None
+
+
+class EligibilityOut(BaseModel):
+    account_id: str
+    account_name: str
+    permission_set: str
+    max_duration: timedelta
+    approval_required: bool
+    ticket_required: bool

@@ -20,6 +20,7 @@ class Account:
     id: str
     name: str
     ou_path: str
+    ou_chain: tuple[str, ...] = ()  # parent OU first, the root id last
 
 
 @dataclass(frozen=True)
@@ -74,26 +75,54 @@ class Catalog:
 
     def _load_accounts(self) -> list[Account]:
         orgs = self._client("organizations")
-        paths: dict[str, str] = {}
+        parents: dict[str, tuple[str, str]] = {}  # child -> (parent id, parent's path)
         result = []
         for page in orgs.get_paginator("list_accounts").paginate():
             for acct in page["Accounts"]:
                 if acct.get("Status", "ACTIVE") != "ACTIVE":
                     continue
-                result.append(Account(acct["Id"], acct["Name"], self._ou_path(acct["Id"], paths)))
+                chain = self._chain(acct["Id"], parents)
+                path = parents[acct["Id"]][1]
+                result.append(Account(acct["Id"], acct["Name"], path, chain))
         return sorted(result, key=lambda a: a.name)
 
-    def _ou_path(self, child_id: str, known: dict[str, str]) -> str:
+    def _chain(self, child_id: str, parents: dict[str, tuple[str, str]]) -> tuple[str, ...]:
+        """The OU ids above `child_id`, nearest first, ending with the root's id."""
         orgs = self._client("organizations")
-        parent = orgs.list_parents(ChildId=child_id)["Parents"][0]
-        if parent["Type"] == "ROOT":
-            return "/"
-        if parent["Id"] not in known:
-            name = orgs.describe_organizational_unit(OrganizationalUnitId=parent["Id"])[
-                "OrganizationalUnit"
-            ]["Name"]
-            known[parent["Id"]] = self._ou_path(parent["Id"], known).rstrip("/") + "/" + name
-        return known[parent["Id"]]
+        if child_id not in parents:
+            parent = orgs.list_parents(ChildId=child_id)["Parents"][0]
+            if parent["Type"] == "ROOT":
+                parents[child_id] = (parent["Id"], "/")
+            else:
+                self._chain(parent["Id"], parents)
+                ou = orgs.describe_organizational_unit(OrganizationalUnitId=parent["Id"])
+                above = parents[parent["Id"]][1].rstrip("/")
+                parents[child_id] = (parent["Id"], f"{above}/{ou['OrganizationalUnit']['Name']}")
+        parent_id = parents[child_id][0]
+        return (
+            (parent_id,)
+            if parent_id.startswith("r-")
+            else (parent_id, *self._chain(parent_id, parents))
+        )
+
+    def ous(self, refresh: bool = False) -> dict[str, str]:
+        """Every OU id (and the root id) of the organization, with its path."""
+        return self._cached("ous", self._load_ous, refresh)  # type: ignore[no-any-return]
+
+    def _load_ous(self) -> dict[str, str]:
+        orgs = self._client("organizations")
+        found: dict[str, str] = {}
+        pending = [(root["Id"], "/") for root in orgs.list_roots()["Roots"]]
+        while pending:
+            parent_id, path = pending.pop()
+            found[parent_id] = path
+            pages = orgs.get_paginator("list_organizational_units_for_parent").paginate(
+                ParentId=parent_id
+            )
+            for page in pages:
+                for ou in page["OrganizationalUnits"]:
+                    pending.append((ou["Id"], f"{path.rstrip('/')}/{ou['Name']}"))
+        return found
 
     def permission_sets(self, refresh: bool = False) -> list[PermissionSet]:
         return self._cached("permission_sets", self._load_permission_sets, refresh)  # type: ignore[no-any-return]

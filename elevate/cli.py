@@ -12,9 +12,11 @@ from typing import Annotated
 
 import typer
 
+from elevate.policy_cli import app as policy_app
 from elevate.settings import STATE_DIR, get_settings
 
 app = typer.Typer(help="Temporary elevated access for AWS.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 
 @app.command()

@@ -107,3 +107,31 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+
+
+class StoredPolicy(SQLModel, table=True):
+    """An eligibility or approval policy; `body` is its validated wire shape (policy_schema)."""
+
+    __tablename__ = "policies"
+
+    kind: str = Field(primary_key=True, max_length=16)  # "eligibility" | "approval"
+    name: str = Field(primary_key=True, max_length=64)
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class SettingOverride(SQLModel, table=True):
+    """A setting changed through the API; absent keys fall back to the environment."""
+
+    __tablename__ = "setting_overrides"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: Any = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )

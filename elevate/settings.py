@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     min_duration: timedelta = timedelta(minutes=15)
     max_duration: timedelta = timedelta(hours=9)
     approval_timeout: timedelta = timedelta(hours=3)
+    ticket_required: bool = False
+    comment_required: bool = False
 
     sso_instance_arn: str | None = None
     aws_region: str = Field(default="us-east-1")

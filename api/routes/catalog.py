@@ -7,10 +7,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter
 
-from api.deps import CatalogDep, CurrentUser
+from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep
 from api.errors import Unavailable
 from api.pagination import Cursor, Limit, offset_page
-from api.schemas import AccountOut, Page, PermissionSetOut
+from api.schemas import AccountOut, EligibilityOut, Page, PermissionSetOut
+from api.services import policies
+from api.services import settings as settings_service
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -41,3 +43,16 @@ def list_permission_sets(
         for p in _read(catalog.permission_sets)
     ]
     return offset_page(items, limit, cursor)
+
+
+@router.get("/eligibility", response_model=Page[EligibilityOut])
+def my_eligibility(
+    user: CurrentUser,
+    catalog: CatalogDep,
+    session: SessionDep,
+    env: SettingsDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
+    eff = settings_service.effective(session, env)
+    return offset_page(policies.my_eligibility(session, user, catalog, eff), limit, cursor)

@@ -62,10 +62,11 @@ def _action(name: str) -> Any:
         user: CurrentUser,
         session: SessionDep,
         gateway: TemporalDep,
+        settings: SettingsDep,
         body: OptionalComment = None,
     ) -> Any:
         comment = body.comment if body else None
-        return service.act(session, user, request_id, name, comment, gateway)
+        return service.act(session, user, request_id, name, comment, gateway, settings)
 
     handler.__name__ = f"{name}_request"
     return handler

@@ -15,6 +15,8 @@ from api.auth import User
 from api.errors import Conflict, Invalid, NotAllowed, NotFound, Unavailable
 from api.pagination import decode, encode
 from api.schemas import ApprovalOut, EventOut, RequestCreate, RequestDetail, RequestOut
+from api.services import policies
+from api.services import settings as settings_service
 from api.temporal_gateway import TemporalGateway
 from elevate import temporal
 from elevate.catalog import Catalog
@@ -29,7 +31,8 @@ from elevate.contracts import (
     Status,
 )
 from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
-from elevate.policy import bootstrap_approvers, matches
+from elevate.policy import matches
+from elevate.policy_schema import SettingsBody, iso
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
 
@@ -88,15 +91,18 @@ def get_request(session: Session, user: User, request_id: str) -> RequestDetail:
     )
 
 
-def _validate(body: RequestCreate, settings: Settings) -> None:
-    if not settings.min_duration <= body.duration <= settings.max_duration:
+def _validate(body: RequestCreate, eff: SettingsBody, decision: policies.Decision) -> None:
+    longest = min(eff.max_duration, decision.max_duration)
+    if not eff.min_duration <= body.duration <= longest:
         raise Invalid(
-            f"duration must be between {settings.min_duration} and {settings.max_duration}",
+            f"duration must be between {iso(eff.min_duration)} and {iso(longest)}",
             "invalid_duration",
             ["duration"],
         )
     if body.start_at is not None and body.start_at < utcnow() - _START_SKEW:
         raise Invalid("start_at is in the past", "start_in_past", ["start_at"])
+    if decision.ticket_required and not body.ticket:
+        raise Invalid("a ticket is required for this request", "ticket_required", ["ticket"])
 
 
 def _resolve(catalog: Catalog, body: RequestCreate, username: str) -> tuple[Any, Any, str, str]:
@@ -143,9 +149,13 @@ def create_request(
     existing = _idempotent_hit(session, user, idempotency_key)
     if existing is not None:
         return to_resource(session, existing)
-    _validate(body, settings)
+    if body.start_at is not None and body.start_at < utcnow() - _START_SKEW:
+        raise Invalid("start_at is in the past", "start_in_past", ["start_at"])
     account, pset, principal_id, instance_arn = _resolve(catalog, body, user.username)
-    approvers = bootstrap_approvers(settings.approver_group, settings.admin_group)
+    eff = settings_service.effective(session, settings)
+    decision = policies.decide(session, user, policies.target_of(account, pset), eff, settings)
+    _validate(body, eff, decision)
+    approvers = decision.approvers
     rid = str(uuid.uuid4())
     row = AccessRequest(
         id=rid,
@@ -161,9 +171,9 @@ def create_request(
         end_at=body.start_at + body.duration if body.start_at else None,
         justification=body.justification,
         ticket=body.ticket,
-        status=Status.PENDING_APPROVAL.value,
+        status=(Status.PENDING_APPROVAL if decision.approvals_required else Status.SCHEDULED).value,
         approvers=[{"type": p.type, "name": p.name} for p in approvers],
-        approvals_required=1,
+        approvals_required=decision.approvals_required,
         workflow_id=temporal.workflow_id(rid),
     )
     session.add(row)
@@ -185,8 +195,8 @@ def create_request(
         duration=body.duration,
         start_at=body.start_at,
         approvers=approvers,
-        approvals_required=1,
-        approval_timeout=settings.approval_timeout,
+        approvals_required=decision.approvals_required,
+        approval_timeout=eff.approval_timeout,
     )
     try:
         anyio.from_thread.run(gateway.start, inp)
@@ -303,10 +313,18 @@ def act(
     action: str,
     comment: str | None,
     gateway: TemporalGateway,
+    settings: Settings,
 ) -> RequestOut:
     row = _load(session, request_id)
     _check_visible(user, row)
     _check_action(user, row, action)
+    needs_comment = action in ("approve", "reject", "revoke")
+    if (
+        needs_comment
+        and not comment
+        and settings_service.effective(session, settings).comment_required
+    ):
+        raise Invalid(f"a comment is required to {action}", "comment_required", ["comment"])
     update, input_type = _ACTIONS[action]
     actor = Actor(user.username, list(user.groups), user.is_admin)
     anyio.from_thread.run(gateway.update, request_id, update, input_type(actor, comment))
