@@ -10,12 +10,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.identity_center import IdentityCenterActivities
+from activities.lease import LeaseActivities
 from activities.store import StoreActivities
 from elevate import temporal
 from elevate.aws import client as aws_client
 from elevate.db import make_engine, migrate
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
+from workflows.assignment import AssignmentWorkflow
 
 log = logging.getLogger("elevate.worker")
 
@@ -28,11 +30,13 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     migrate(engine)
     store = StoreActivities(engine)
     identity_center = IdentityCenterActivities(aws_client("sso-admin", settings.aws_region))
+    lease = LeaseActivities(client, settings.task_queue)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[AccessRequestWorkflow],
+        workflows=[AccessRequestWorkflow, AssignmentWorkflow],
         activities=[
+            lease.send_lease,
             store.record_status,
             store.record_approval,
             store.record_event,

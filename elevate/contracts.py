@@ -149,3 +149,39 @@ class WaitInput:
 class VerifyInput:
     assignment: Assignment
     present: bool
+
+
+@dataclass
+class LeaseInput:
+    """A request taking (acquire) or giving back (release) its hold on an assignment."""
+
+    request_id: str
+    workflow_id: str
+    assignment: Assignment
+    release: bool = False
+
+
+@dataclass
+class LeaseResult:
+    """The assignment owner's answer, signalled back to the request's workflow."""
+
+    request_id: str
+    release: bool
+    ok: bool = True
+    failure: str | None = None
+    still_covered: bool = False  # released, but another request still holds the assignment
+
+
+@dataclass
+class AssignmentState:
+    """What the owner of one assignment carries across continue-as-new."""
+
+    assignment: Assignment
+    leases: dict[str, str] = field(default_factory=dict)  # request id -> its workflow id
+    granted: bool = False
+    queue: list[LeaseInput] = field(default_factory=list)
+
+
+def assignment_workflow_id(a: Assignment) -> str:
+    """One owner per (principal, account, permission set): the id is derived from the triple."""
+    return f"assignment-{a.account_id}-{a.permission_set_arn.rsplit('/', 1)[-1]}-{a.principal_id}"

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.identity_center import IdentityCenterActivities
+    from activities.lease import LeaseActivities
     from activities.store import StoreActivities
     from elevate import temporal as ta
     from elevate.contracts import (
@@ -21,26 +19,17 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRecord,
         CancelInput,
         DecisionInput,
-        EventRecord,
+        LeaseInput,
+        LeaseResult,
         RevokeInput,
         Status,
         StatusChange,
-        VerifyInput,
-        WaitInput,
     )
     from elevate.policy import matches
+    from workflows.assignment import LEASE_RESULT
+    from workflows.options import message, store
 
 SYSTEM = "elevate"
-# Database writes retry until they succeed: the projection must catch up with the history.
-_STORE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
-# AWS calls: botocore already retried throttling briefly; this covers longer outages.
-_AWS_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=8,
-)
-A = TypeVar("A")
-R = TypeVar("R")
 _CANCELLABLE = (Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING)
 _REVOCABLE = (Status.SCHEDULED, Status.GRANTING, Status.ACTIVE)
 
@@ -74,6 +63,7 @@ class AccessRequestWorkflow:
         self._stop: tuple[Status, Actor, str | None] | None = None
         self._start_at: datetime | None = inp.start_at
         self._end_at: datetime | None = None
+        self._lease_results: dict[bool, LeaseResult] = {}  # keyed by release
 
     @workflow.run
     async def run(self, inp: AccessRequestInput) -> str:
@@ -140,22 +130,17 @@ class AccessRequestWorkflow:
         return True
 
     async def _grant(self) -> None:
+        """Take a lease on the assignment; its owner grants it unless it already exists."""
         await self._set(Status.GRANTING, SYSTEM, "granting")
-        assignment = self.inp.assignment
-        try:
-            operation = await _aws(IdentityCenterActivities.create_assignment, assignment)
-            if operation is not None:
-                wait = WaitInput(assignment.instance_arn, operation)
-                await _wait(IdentityCenterActivities.wait_assignment_created, wait)
-            await _aws(IdentityCenterActivities.verify_assignment, VerifyInput(assignment, True))
-        except ActivityError as err:
-            reason = _reason(err)
+        result = await self._lease(release=False)
+        if not result.ok:
+            failure = result.failure or "the grant failed"
             await self._set(
-                Status.FAILED, SYSTEM, "grant_failed", {"reason": reason}, failure=reason
+                Status.FAILED, SYSTEM, "grant_failed", {"reason": failure}, failure=failure
             )
             return
         if self._stop is not None:
-            return  # cancelled or revoked while granting: cleanup takes it away again
+            return  # cancelled or revoked while granting: cleanup gives the lease back
         now = workflow.now()
         # "As soon as approved" counts from the grant; a scheduled start fixes the end.
         self._start_at = self.inp.start_at or now
@@ -168,6 +153,20 @@ class AccessRequestWorkflow:
             start_at=self._start_at,
             end_at=self._end_at,
         )
+
+    async def _lease(self, release: bool) -> LeaseResult:
+        """Send an acquire or release to the assignment's owner and wait for its answer."""
+        self._lease_results.pop(release, None)
+        lease = LeaseInput(
+            self.inp.request_id, workflow.info().workflow_id, self.inp.assignment, release
+        )
+        await message(LeaseActivities.send_lease, lease)
+        await workflow.wait_condition(lambda: release in self._lease_results)
+        return self._lease_results[release]
+
+    @workflow.signal(name=LEASE_RESULT)
+    def lease_result(self, result: LeaseResult) -> None:
+        self._lease_results[result.release] = result
 
     async def _hold(self) -> None:
         while self._stop is None and self._end_at is not None:
@@ -186,40 +185,16 @@ class AccessRequestWorkflow:
         except (ActivityError, asyncio.CancelledError):
             pass
         if self._status is Status.FAILED:
-            await self._revoke_until_gone(quiet=True)
-            return
+            return  # the owner already gave the failed lease back
         final, actor, comment = self._stop or (Status.ENDED, Actor(SYSTEM), None)
         await self._set(Status.REVOKING, actor.username, "revoking", {"comment": comment})
-        await self._revoke_until_gone(quiet=False)
+        released = await self._lease(release=True)
         revoked_by = actor.username if final is not Status.ENDED else None
         action = "ended" if final is Status.ENDED else str(final)
+        details = {"comment": comment, "still_covered_by_another_request": released.still_covered}
         await self._set(
-            final,
-            actor.username,
-            action,
-            {"comment": comment},
-            revoked_at=workflow.now(),
-            revoked_by=revoked_by,
+            final, actor.username, action, details, revoked_at=workflow.now(), revoked_by=revoked_by
         )
-
-    async def _revoke_until_gone(self, quiet: bool) -> None:
-        """Retried until AWS confirms the assignment is gone; each failed round is an event."""
-        assignment = self.inp.assignment
-        backoff = timedelta(seconds=5)
-        while True:
-            try:
-                operation = await _aws(IdentityCenterActivities.delete_assignment, assignment)
-                if operation is not None:
-                    wait = WaitInput(assignment.instance_arn, operation)
-                    await _wait(IdentityCenterActivities.wait_assignment_deleted, wait)
-                await _aws(
-                    IdentityCenterActivities.verify_assignment, VerifyInput(assignment, False)
-                )
-                return
-            except ActivityError as err:
-                await self._event("revoke_failed", {"reason": _reason(err), "quiet": quiet})
-                await workflow.sleep(backoff)
-                backoff = min(backoff * 2, timedelta(minutes=5))
 
     async def _finish_stop(self) -> None:
         if self._stop is None:
@@ -257,16 +232,12 @@ class AccessRequestWorkflow:
             details=dict(details or {}),
             **fields,  # type: ignore[arg-type]
         )
-        await _store(StoreActivities.record_status, change)
+        await store(StoreActivities.record_status, change)
         self._status = status
         # Indexed only when the starter indexed it (the API does; the time-skipping server,
         # which has no custom attributes, is started without).
         if workflow.info().typed_search_attributes.get(ta.STATUS) is not None:
             workflow.upsert_search_attributes([ta.STATUS.value_set(str(status))])
-
-    async def _event(self, action: str, details: dict[str, object]) -> None:
-        record = EventRecord(self.inp.request_id, str(workflow.uuid4()), SYSTEM, action, details)
-        await _store(StoreActivities.record_event, record)
 
     # --- messages -------------------------------------------------------------------------
 
@@ -290,7 +261,7 @@ class AccessRequestWorkflow:
             return  # the same approver again counts once
         self._approving.add(name)
         record = ApprovalRecord(self.inp.request_id, str(workflow.uuid4()), name, inp.comment)
-        await _store(StoreActivities.record_approval, record)
+        await store(StoreActivities.record_approval, record)
         self._approving.discard(name)
         self._approvals[name] = inp.comment
 
@@ -352,33 +323,3 @@ class AccessRequestWorkflow:
     @workflow.query
     def status(self) -> str | None:
         return None if self._status is None else str(self._status)
-
-
-async def _aws(activity: Callable[[Any, A], R], arg: A) -> R:
-    return await workflow.execute_activity_method(
-        activity, arg, start_to_close_timeout=timedelta(seconds=60), retry_policy=_AWS_RETRY
-    )
-
-
-async def _wait(activity: Callable[[Any, A], R], arg: A) -> R:
-    """Polls AWS inside the activity; the heartbeat notices a worker that died mid-poll."""
-    return await workflow.execute_activity_method(
-        activity,
-        arg,
-        start_to_close_timeout=timedelta(minutes=10),
-        heartbeat_timeout=timedelta(seconds=30),
-        retry_policy=_AWS_RETRY,
-    )
-
-
-async def _store(activity: Callable[[Any, A], R], arg: A) -> R:
-    return await workflow.execute_activity_method(
-        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE_RETRY
-    )
-
-
-def _reason(err: ActivityError) -> str:
-    cause = err.cause
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)

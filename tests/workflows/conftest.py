@@ -11,11 +11,13 @@ import pytest
 import sqlalchemy as sa
 from moto import mock_aws
 from sqlmodel import Session
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.identity_center import IdentityCenterActivities
+from activities.lease import LeaseActivities
 from activities.store import StoreActivities
 from elevate.aws import client
 from elevate.contracts import AccessRequestInput, Assignment, Principal
@@ -23,6 +25,7 @@ from elevate.models import AccessRequest
 from elevate.seed import DemoOrg, seed_demo
 from tests.conftest import tool
 from workflows.access_request import AccessRequestWorkflow
+from workflows.assignment import AssignmentWorkflow
 
 TASK_QUEUE = "test-elevate"
 
@@ -49,10 +52,13 @@ def sso(org: DemoOrg) -> object:
     return client("sso-admin", "us-east-1")
 
 
-def activities_of(engine: sa.Engine, identity_center: IdentityCenterActivities) -> list[object]:
+def activities_of(
+    engine: sa.Engine, identity_center: IdentityCenterActivities, client: Client
+) -> list[object]:
     store = StoreActivities(engine)
     ic = identity_center
     return [
+        LeaseActivities(client, TASK_QUEUE).send_lease,
         store.record_status,
         store.record_approval,
         store.record_event,
@@ -75,8 +81,8 @@ async def worker_for(env: WorkflowEnvironment, engine: sa.Engine, sso: object):
         w = Worker(
             env.client,
             task_queue=TASK_QUEUE,
-            workflows=[AccessRequestWorkflow],
-            activities=activities_of(engine, ic),
+            workflows=[AccessRequestWorkflow, AssignmentWorkflow],
+            activities=activities_of(engine, ic, env.client),
             activity_executor=executor,
         )
         workers.append(w)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,18 +10,21 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from elevate.contracts import Actor, DecisionInput
+from elevate.contracts import Actor, DecisionInput, assignment_workflow_id
 from tests.workflows.conftest import TASK_QUEUE, new_request
 from workflows.access_request import AccessRequestWorkflow
+from workflows.assignment import AssignmentWorkflow
 
-# Recorded with `history.to_json()` from a full run (request → approve → grant → end → revoke).
+# Recorded from test_fresh_history_replays with ELEVATE_RECORD_HISTORY=<dir>: one request's
+# full lifecycle (request → approve → lease → end → release) and its assignment owner's run.
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json("recorded", path.read_text())
-    replayer = Replayer(workflows=[AccessRequestWorkflow], data_converter=pydantic_data_converter)
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
 
 
@@ -33,11 +37,14 @@ async def test_fresh_history_replays(env, engine, org, worker_for) -> None:
             id=f"access-request-{inp.request_id}",
             task_queue=TASK_QUEUE,
         )
-        await handle.execute_update(
-            AccessRequestWorkflow.approve,
-            DecisionInput(Actor("carol@example.com", ["elevate-approvers"])),
-        )
+        approver = Actor("carol@example.com", ["elevate-approvers"])
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(approver))
         assert await handle.result() == "ended"
-    history = await handle.fetch_history()
-    replayer = Replayer(workflows=[AccessRequestWorkflow], data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(history)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    owner = env.client.get_workflow_handle(assignment_workflow_id(inp.assignment))
+    histories = {"request": await handle.fetch_history(), "owner": await owner.fetch_history()}
+    for history in histories.values():
+        await replayer.replay_workflow(history)
+    if record := os.environ.get("ELEVATE_RECORD_HISTORY"):
+        for name, history in histories.items():
+            (Path(record) / f"lifecycle_v2_{name}.json").write_text(history.to_json())

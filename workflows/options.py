@@ -1,0 +1,60 @@
+"""How workflows call activities: timeouts and retry policies, stated once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+# Database writes retry until they succeed: the projection must catch up with the history.
+_STORE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# AWS calls: botocore already retried throttling briefly; this covers longer outages.
+_AWS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+async def aws(activity: Callable[[Any, A], R], arg: A) -> R:
+    return await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=timedelta(seconds=60), retry_policy=_AWS_RETRY
+    )
+
+
+async def wait_aws(activity: Callable[[Any, A], R], arg: A) -> R:
+    """Polls AWS inside the activity; the heartbeat notices a worker that died mid-poll."""
+    return await workflow.execute_activity_method(
+        activity,
+        arg,
+        start_to_close_timeout=timedelta(minutes=10),
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=_AWS_RETRY,
+    )
+
+
+async def store(activity: Callable[[Any, A], R], arg: A) -> R:
+    """Database writes and Temporal messages: retried until they succeed."""
+    return await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE_RETRY
+    )
+
+
+async def message(activity: Callable[[Any, A], Awaitable[None]], arg: A) -> None:
+    """Messages to other workflows (signal-with-start): retried until they are delivered."""
+    await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE_RETRY
+    )
+
+
+def reason(err: ActivityError) -> str:
+    cause = err.cause
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
