@@ -6,18 +6,33 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 from temporalio.worker import Worker
 
 from activities.identity_center import IdentityCenterActivities
 from activities.lease import LeaseActivities
+from activities.reconcile import ReconcileActivities
 from activities.store import StoreActivities
 from elevate import temporal
 from elevate.aws import client as aws_client
+from elevate.catalog import Catalog
+from elevate.contracts import ReconcileInput
 from elevate.db import make_engine, migrate
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
+from workflows.reconcile import ReconcileWorkflow
 
 log = logging.getLogger("elevate.worker")
 
@@ -29,14 +44,20 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = StoreActivities(engine)
-    identity_center = IdentityCenterActivities(aws_client("sso-admin", settings.aws_region))
+    sso = aws_client("sso-admin", settings.aws_region)
+    identity_center = IdentityCenterActivities(sso)
     lease = LeaseActivities(client, settings.task_queue)
+    reconcile = ReconcileActivities(
+        engine, sso, Catalog(settings), settings.reconcile_permission_sets
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[AccessRequestWorkflow, AssignmentWorkflow],
+        workflows=[AccessRequestWorkflow, AssignmentWorkflow, ReconcileWorkflow],
         activities=[
             lease.send_lease,
+            reconcile.scan,
+            reconcile.record_run,
             store.record_status,
             store.record_approval,
             store.record_event,
@@ -51,10 +72,40 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     )
 
 
+RECONCILE_SCHEDULE = "elevate-reconcile"
+
+
+def reconcile_schedule(settings: Settings) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            ReconcileWorkflow.run,
+            ReconcileInput(settings.reconcile_mode),
+            id=RECONCILE_SCHEDULE,
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconcile_interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
+    """Create the schedule, or bring an existing one in line with the current settings."""
+    schedule = reconcile_schedule(settings)
+    try:
+        await client.create_schedule(RECONCILE_SCHEDULE, schedule)
+    except ScheduleAlreadyRunningError:
+
+        async def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(RECONCILE_SCHEDULE).update(replace)
+
+
 async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     client = await temporal.connect(settings)
     await temporal.register_search_attributes(client, settings.temporal_namespace)
+    await ensure_reconcile_schedule(client, settings)
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
         worker = build_worker(client, settings, executor)
         log.info(

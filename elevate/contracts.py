@@ -159,6 +159,7 @@ class LeaseInput:
     workflow_id: str
     assignment: Assignment
     release: bool = False
+    repair: bool = False  # grant again even if the owner believes it granted (reconciler)
 
 
 @dataclass
@@ -185,3 +186,28 @@ class AssignmentState:
 def assignment_workflow_id(a: Assignment) -> str:
     """One owner per (principal, account, permission set): the id is derived from the triple."""
     return f"assignment-{a.account_id}-{a.permission_set_arn.rsplit('/', 1)[-1]}-{a.principal_id}"
+
+
+@dataclass
+class ReconcileInput:
+    mode: str = "revoke"  # "revoke" | "report"
+
+
+@dataclass
+class Finding:
+    """A difference between AWS and the active requests."""
+
+    kind: str  # "orphan": nobody covers it; "missing": an active request's assignment is gone
+    assignment: Assignment
+    permission_set_name: str
+    request_id: str | None = None
+    request_workflow_id: str | None = None
+
+
+@dataclass
+class ReconcileReport:
+    run_id: str
+    mode: str
+    started_at: datetime
+    checked: int
+    findings: list[Finding] = field(default_factory=list)

@@ -135,3 +135,18 @@ class SettingOverride(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+
+
+class ReconcileRun(SQLModel, table=True):
+    """One pass of the reconciler: what it compared and what it found."""
+
+    __tablename__ = "reconcile_runs"
+
+    id: str = Field(primary_key=True, max_length=64)
+    mode: str = Field(max_length=16)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    finished_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    checked: int
+    findings: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )

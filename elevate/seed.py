@@ -24,6 +24,7 @@ ACCOUNTS = {
 PERMISSION_SETS = {
     "ReadOnly": "Read-only access to every service",
     "AdministratorAccess": "Full access, for incidents",
+    "BreakGlass": "Emergency access managed outside elevate",
 }
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 STATE_DIR = Path(".elevate")
 
@@ -42,6 +43,20 @@ class Settings(BaseSettings):
     sso_instance_arn: str | None = None
     aws_region: str = Field(default="us-east-1")
     catalog_ttl_seconds: int = 60
+
+    # The reconciler compares AWS with the active requests every interval. `revoke` removes
+    # assignments no request covers; `report` only records them. Managed permission sets are
+    # these names, else those named by any eligibility policy, else all of them.
+    reconcile_interval: timedelta = timedelta(minutes=5)
+    reconcile_mode: Literal["revoke", "report"] = "revoke"
+    reconcile_permission_sets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("reconcile_permission_sets", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return (
+            [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        )
 
     # Revoke never gives up; this only spaces its attempts once AWS keeps refusing.
     revoke_retry_max_interval: timedelta = timedelta(minutes=5)

@@ -63,6 +63,27 @@ class Stack:
         )["AccountAssignments"]
         return any(a["PrincipalId"] == self.org.users[user] for a in found)
 
+    def assign_directly(self, account: str, permission_set: str, user: str) -> None:
+        """An assignment made behind elevate's back, as an admin in the AWS console would."""
+        self.sso().create_account_assignment(
+            InstanceArn=self.org.instance_arn,
+            TargetId=self.org.accounts[account],
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=self.org.permission_sets[permission_set],
+            PrincipalType="USER",
+            PrincipalId=self.org.users[user],
+        )
+
+    def unassign_directly(self, account: str, permission_set: str, user: str) -> None:
+        self.sso().delete_account_assignment(
+            InstanceArn=self.org.instance_arn,
+            TargetId=self.org.accounts[account],
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=self.org.permission_sets[permission_set],
+            PrincipalType="USER",
+            PrincipalId=self.org.users[user],
+        )
+
     def start_worker(self) -> None:
         self.procs["worker"] = devstack.start_elevate(
             ["worker"], self.env, self.logs / "worker.log"
@@ -120,6 +141,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
             "ELEVATE_AUTH_AUDIENCE": AUDIENCE,
             "ELEVATE_MIN_DURATION": "PT1S",
             "ELEVATE_TASK_QUEUE": "elevate-it",
+            "ELEVATE_RECONCILE_INTERVAL": "PT2S",
+            "ELEVATE_RECONCILE_PERMISSION_SETS": "ReadOnly,AdministratorAccess",
         }
         s = Stack(f"http://127.0.0.1:{api_port}", org, key_path, env, logs)
         s.start_worker()

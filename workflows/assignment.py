@@ -64,7 +64,7 @@ class AssignmentWorkflow:
 
     async def _acquire(self, lease: LeaseInput) -> None:
         self.state.leases[lease.request_id] = lease.workflow_id
-        if not self.state.granted:
+        if not self.state.granted or lease.repair:
             try:
                 await self._grant()
             except ActivityError as err:

@@ -1,0 +1,141 @@
+"""The reconciler's side effects: compare AWS with the active requests, record what it found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+from temporalio import activity
+
+from activities.identity_center import aws_errors
+from elevate.audit import commit_with_event
+from elevate.catalog import Catalog, PermissionSet
+from elevate.contracts import Assignment, Finding, ReconcileInput, ReconcileReport, Status
+from elevate.models import AccessRequest, ReconcileRun, StoredPolicy, utcnow
+
+# A request in these states may hold the assignment; the reconciler leaves it alone.
+COVERING = (Status.GRANTING.value, Status.ACTIVE.value, Status.REVOKING.value)
+Triple = tuple[str, str, str]  # account, permission set ARN, principal id
+
+
+class ReconcileActivities:
+    def __init__(
+        self, engine: sa.Engine, sso_admin: Any, catalog: Catalog, managed: list[str]
+    ) -> None:
+        self._engine = engine
+        self._sso = sso_admin
+        self._catalog = catalog
+        self._configured = managed
+
+    def managed(self, session: Session, all_sets: list[PermissionSet]) -> list[PermissionSet]:
+        """Configured names; else those any eligibility policy names; else all of them."""
+        names = set(self._configured)
+        if not names:
+            bodies = session.exec(
+                select(StoredPolicy.body).where(StoredPolicy.kind == "eligibility")
+            ).all()
+            if not bodies or any(not b.get("permission_sets") for b in bodies):
+                return all_sets
+            names = {n for b in bodies for n in b["permission_sets"]}
+        return [p for p in all_sets if p.name in names]
+
+    @activity.defn
+    def scan(self, inp: ReconcileInput) -> ReconcileReport:
+        started = utcnow()
+        with aws_errors():
+            instance = self._catalog.instance().arn
+            accounts = self._catalog.accounts(refresh=True)
+            all_sets = self._catalog.permission_sets(refresh=True)
+        with Session(self._engine) as session:
+            managed = self.managed(session, all_sets)
+            rows = session.exec(
+                select(AccessRequest).where(col(AccessRequest.status).in_(COVERING))
+            ).all()
+        covered = {(r.account_id, r.permission_set_arn, r.principal_id) for r in rows}
+        present: set[Triple] = set()
+        findings: list[Finding] = []
+        for account in accounts:
+            activity.heartbeat(account.id)
+            for pset in managed:
+                for principal in self._holders(instance, account.id, pset.arn):
+                    triple = (account.id, pset.arn, principal)
+                    present.add(triple)
+                    if triple not in covered:
+                        assignment = Assignment(instance, account.id, pset.arn, principal)
+                        findings.append(Finding("orphan", assignment, pset.name))
+        managed_arns = {p.arn for p in managed}
+        for r in rows:
+            triple = (r.account_id, r.permission_set_arn, r.principal_id)
+            if (
+                r.status == Status.ACTIVE.value
+                and r.permission_set_arn in managed_arns
+                and triple not in present
+            ):
+                assignment = Assignment(
+                    r.instance_arn, r.account_id, r.permission_set_arn, r.principal_id
+                )
+                findings.append(
+                    Finding("missing", assignment, r.permission_set, r.id, r.workflow_id)
+                )
+        info = activity.info()
+        run_id = info.workflow_run_id or info.workflow_id or "manual"
+        return ReconcileReport(run_id, inp.mode, started, len(present), findings)
+
+    def _holders(self, instance: str, account_id: str, pset_arn: str) -> list[str]:
+        with aws_errors():
+            pages = self._sso.get_paginator("list_account_assignments").paginate(
+                InstanceArn=instance, AccountId=account_id, PermissionSetArn=pset_arn
+            )
+            return [
+                a["PrincipalId"]
+                for page in pages
+                for a in page["AccountAssignments"]
+                if a["PrincipalType"] == "USER"
+            ]
+
+    @activity.defn
+    def record_run(self, report: ReconcileReport) -> None:
+        """The run's summary plus one audit event per finding (idempotent by run id)."""
+        acted = report.mode == "revoke"
+        for i, f in enumerate(report.findings):
+            verb = {
+                "orphan": "revoked" if acted else "reported",
+                "missing": "regranted" if acted else "reported",
+            }
+            commit_with_event(
+                lambda: Session(self._engine),
+                lambda _s: None,
+                actor="elevate-reconciler",
+                action=f"reconcile_{f.kind}_{verb[f.kind]}",
+                request_id=f.request_id,
+                details={
+                    "account_id": f.assignment.account_id,
+                    "permission_set": f.permission_set_name,
+                    "principal_id": f.assignment.principal_id,
+                    "mode": report.mode,
+                },
+                dedupe_key=f"{report.run_id}-{i}",
+            )
+        with Session(self._engine) as session:
+            if session.get(ReconcileRun, report.run_id) is None:
+                session.add(
+                    ReconcileRun(
+                        id=report.run_id,
+                        mode=report.mode,
+                        started_at=report.started_at,
+                        finished_at=utcnow(),
+                        checked=report.checked,
+                        findings=[
+                            {
+                                "kind": f.kind,
+                                "account_id": f.assignment.account_id,
+                                "permission_set": f.permission_set_name,
+                                "principal_id": f.assignment.principal_id,
+                                "request_id": f.request_id,
+                            }
+                            for f in report.findings
+                        ],
+                    )
+                )
+                session.commit()

@@ -1,0 +1,17 @@
+"""/v1/reconcile: the reconciler's last run (admins and auditors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import AdminOrAuditor, SessionDep
+from api.services import reconcile as service
+
+router = APIRouter(prefix="/v1/reconcile", tags=["reconcile"])
+
+
+@router.get("")
+def last_run(_: AdminOrAuditor, session: SessionDep) -> Any:
+    return service.last_run(session)

@@ -1,0 +1,65 @@
+"""The reconciler against the real stack: drift at AWS is noticed and repaired within an interval.
+
+The test stack runs it every 2 s and manages ReadOnly and AdministratorAccess; BreakGlass is
+left to someone else.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.stack import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+ERIN, CAROL, DAVE, AUDREY = (
+    "erin@example.com",
+    "carol@example.com",
+    "dave@example.com",
+    "audrey@example.com",
+)
+
+
+def test_orphan_is_removed_and_unmanaged_is_left_alone(stack: Stack) -> None:
+    stack.assign_directly("sandbox", "AdministratorAccess", ERIN)
+    stack.assign_directly("sandbox", "BreakGlass", ERIN)
+    assert stack.assigned("sandbox", "AdministratorAccess", ERIN)
+    wait_for(lambda: not stack.assigned("sandbox", "AdministratorAccess", ERIN), 20, 0.2)
+    time.sleep(4)  # two more intervals
+    assert stack.assigned("sandbox", "BreakGlass", ERIN)
+    with stack.client(AUDREY) as c:
+        run = c.get("/v1/reconcile").json()
+    assert run["mode"] == "revoke"
+    assert all(f["permission_set"] != "BreakGlass" for f in run["findings"])
+    stack.unassign_directly("sandbox", "BreakGlass", ERIN)
+
+
+def test_missing_assignment_of_an_active_request_is_granted_again(stack: Stack) -> None:
+    with stack.client(ERIN) as c:
+        rid = c.post(
+            "/v1/requests",
+            json={
+                "account_id": stack.org.accounts["staging"],
+                "permission_set": "ReadOnly",
+                "duration": "PT1H",
+                "justification": "reconciler test",
+            },
+        ).json()["id"]
+    with stack.client(CAROL) as c:
+        assert c.post(f"/v1/requests/{rid}/approve").status_code == 200
+    with stack.client(ERIN) as c:
+        wait_for(lambda: c.get(f"/v1/requests/{rid}").json()["status"] == "active", 20)
+        stack.unassign_directly("staging", "ReadOnly", ERIN)
+        assert not stack.assigned("staging", "ReadOnly", ERIN)
+        wait_for(lambda: stack.assigned("staging", "ReadOnly", ERIN), 20, 0.2)
+        assert c.post(f"/v1/requests/{rid}/revoke").status_code == 200
+        wait_for(lambda: c.get(f"/v1/requests/{rid}").json()["status"] == "revoked", 20)
+    assert not stack.assigned("staging", "ReadOnly", ERIN)
+
+
+def test_reconcile_run_is_admin_and_auditor_only(stack: Stack) -> None:
+    with stack.client(ERIN) as c:
+        assert c.get("/v1/reconcile").status_code == 403
+    with stack.client(DAVE) as c:
+        assert c.get("/v1/reconcile").status_code in (200, 404)

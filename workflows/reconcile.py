@@ -1,0 +1,53 @@
+"""The periodic comparison of AWS with the active requests (run by a Temporal Schedule)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.lease import LeaseActivities
+    from activities.reconcile import ReconcileActivities
+    from elevate.contracts import LeaseInput, LeaseResult, ReconcileInput
+    from workflows.assignment import LEASE_RESULT
+    from workflows.options import message, store
+
+RECONCILER = "reconciler"
+
+
+@workflow.defn
+class ReconcileWorkflow:
+    """Scan, then hand each finding to the assignment's owner, so fixes never race a grant.
+
+    An orphan (no covering request) is released on the owner, which revokes it unless a lease
+    arrived meanwhile; a missing assignment of an active request is acquired again with
+    `repair`. In `report` mode nothing is changed. Signal: `lease_result` (the owners' answers).
+    """
+
+    @workflow.run
+    async def run(self, inp: ReconcileInput) -> int:
+        report = await workflow.execute_activity_method(
+            ReconcileActivities.scan,
+            inp,
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(minutes=2),
+        )
+        if inp.mode == "revoke":
+            me = workflow.info().workflow_id
+            for f in report.findings:
+                if f.kind == "orphan":
+                    lease = LeaseInput(
+                        f"{RECONCILER}-{report.run_id}", me, f.assignment, release=True
+                    )
+                else:
+                    lease = LeaseInput(
+                        f.request_id or "", f.request_workflow_id or "", f.assignment, repair=True
+                    )
+                await message(LeaseActivities.send_lease, lease)
+        await store(ReconcileActivities.record_run, report)
+        return len(report.findings)
+
+    @workflow.signal(name=LEASE_RESULT)
+    def lease_result(self, result: LeaseResult) -> None:
+        """The owners answer every release; the reconciler does not wait for them."""
