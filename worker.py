@@ -61,6 +61,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             store.record_status,
             store.record_approval,
             store.record_event,
+            store.record_extension,
             identity_center.create_assignment,
             identity_center.wait_assignment_created,
             identity_center.delete_assignment,

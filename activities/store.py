@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from elevate.audit import commit_with_event
-from elevate.contracts import ApprovalRecord, EventRecord, StatusChange
+from elevate.contracts import ApprovalRecord, EventRecord, ExtensionChange, StatusChange
 from elevate.models import AccessRequest, Approval, utcnow
 
 _STATUS_FIELDS = (
@@ -92,4 +92,24 @@ class StoreActivities:
             request_id=rec.request_id,
             details=rec.details,
             dedupe_key=rec.event_id,
+        )
+
+    @activity.defn
+    def record_extension(self, change: ExtensionChange) -> None:
+        def apply(session: Session) -> None:
+            row = self._request(session, change.request_id)
+            row.pending_extension = change.pending
+            row.updated_at = utcnow()
+            if change.end_at is not None:
+                row.end_at = change.end_at
+            session.add(row)
+
+        commit_with_event(
+            self._session,
+            apply,
+            actor=change.actor,
+            action=change.action,
+            request_id=change.request_id,
+            details=change.details,
+            dedupe_key=change.event_id,
         )

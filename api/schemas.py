@@ -35,6 +35,15 @@ class RequestCreate(BaseModel):
     ticket: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None
 
 
+class ExtendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duration: IsoDuration
+    justification: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+    ]
+
+
 class Comment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +86,9 @@ class RequestOut(BaseModel):
     revoked_by: str | None
     failure: str | None
     workflow_id: str
+    extension: dict[str, Any] | None = Field(
+        default=None, description="an extension waiting for approval (approve/reject decide it)"
+    )
 
 
 class RequestDetail(RequestOut):

@@ -211,3 +211,29 @@ class ReconcileReport:
     started_at: datetime
     checked: int
     findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class ExtendInput:
+    """Ask to move `end_at` later; approved like a new request unless the policy waives it."""
+
+    actor: Actor
+    extension_id: str
+    duration: timedelta
+    justification: str
+    approvers: list[Principal]
+    approvals_required: int
+    approval_timeout: timedelta
+
+
+@dataclass
+class ExtensionChange:
+    """The pending extension (or None once decided) and, when approved, the new end."""
+
+    request_id: str
+    event_id: str
+    actor: str
+    action: str
+    pending: dict[str, object] | None
+    end_at: datetime | None = None
+    details: dict[str, object] = field(default_factory=dict)

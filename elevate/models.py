@@ -68,6 +68,10 @@ class AccessRequest(SQLModel, table=True):
     revoked_by: str | None = Field(default=None, max_length=320)
     failure: str | None = None
     workflow_id: str = Field(max_length=64)
+    # An extension waiting for approval, as the workflow last reported it.
+    pending_extension: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
 
 
 class Approval(SQLModel, table=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRecord,
         CancelInput,
         DecisionInput,
+        ExtendInput,
+        ExtensionChange,
         LeaseInput,
         LeaseResult,
         RevokeInput,
@@ -27,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from elevate.policy import matches
     from workflows.assignment import LEASE_RESULT
+    from workflows.extension import PendingExtension
     from workflows.options import message, store
 
 SYSTEM = "elevate"
@@ -61,9 +64,14 @@ class AccessRequestWorkflow:
         self._approving: set[str] = set()
         self._rejection: DecisionInput | None = None
         self._stop: tuple[Status, Actor, str | None] | None = None
+        self._projected = self._status
+        self._requested = False  # the "requested" event is written: later events may follow
         self._start_at: datetime | None = inp.start_at
         self._end_at: datetime | None = None
         self._lease_results: dict[bool, LeaseResult] = {}  # keyed by release
+        self._extension: PendingExtension | None = None
+        self._end_version = 0  # bumped when an extension moves end_at
+        self._ending = False  # end_at has passed: no more extensions
 
     @workflow.run
     async def run(self, inp: AccessRequestInput) -> str:
@@ -169,14 +177,31 @@ class AccessRequestWorkflow:
         self._lease_results[result.release] = result
 
     async def _hold(self) -> None:
+        """Sleep until end_at; an approved extension moves it, a revoke cuts it short."""
         while self._stop is None and self._end_at is not None:
-            remaining = self._end_at - workflow.now()
-            if remaining <= timedelta(0):
-                return
+            now = workflow.now()
+            if self._end_at <= now:
+                break
+            wake = (
+                self._end_at
+                if self._extension is None
+                else min(self._end_at, self._extension.deadline)
+            )
             try:
-                await workflow.wait_condition(lambda: self._stop is not None, timeout=remaining)
+                await workflow.wait_condition(self._woken(self._end_version), timeout=wake - now)
             except TimeoutError:
                 pass
+            if self._extension is not None and workflow.now() >= self._extension.deadline:
+                await self._close_extension("extension_expired", SYSTEM, {})
+        self._ending = True
+        if self._extension is not None:
+            await self._close_extension(
+                "extension_expired", SYSTEM, {"reason": "the access ended first"}
+            )
+
+    def _woken(self, version: int) -> Callable[[], bool]:
+        """True once a revoke arrives or an extension has moved end_at."""
+        return lambda: self._stop is not None or self._end_version != version
 
     async def _cleanup(self, grant: asyncio.Task[None]) -> None:
         """Runs after any grant began, whatever happened since: the access must not outlive us."""
@@ -232,8 +257,12 @@ class AccessRequestWorkflow:
             details=dict(details or {}),
             **fields,  # type: ignore[arg-type]
         )
-        await store(StoreActivities.record_status, change)
+        # Validators judge by the decided status; handlers that answer the API wait for the
+        # projected one, so the API's response already shows the change.
         self._status = status
+        await store(StoreActivities.record_status, change)
+        self._projected = status
+        self._requested = True
         # Indexed only when the starter indexed it (the API does; the time-skipping server,
         # which has no custom attributes, is started without).
         if workflow.info().typed_search_attributes.get(ta.STATUS) is not None:
@@ -256,10 +285,16 @@ class AccessRequestWorkflow:
 
     @workflow.update
     async def approve(self, inp: DecisionInput) -> None:
+        if self._deciding_extension():
+            await self._decide_extension(inp, approve=True)
+            return
         name = inp.actor.username
         if name in self._approvals or name in self._approving:
             return  # the same approver again counts once
         self._approving.add(name)
+        if workflow.patched("approval-after-requested"):
+            # Keeps the audit trail in order: "requested" is written before any "approval".
+            await workflow.wait_condition(lambda: self._requested)
         record = ApprovalRecord(self.inp.request_id, str(workflow.uuid4()), name, inp.comment)
         await store(StoreActivities.record_approval, record)
         self._approving.discard(name)
@@ -267,6 +302,9 @@ class AccessRequestWorkflow:
 
     @approve.validator
     def _validate_approve(self, inp: DecisionInput) -> None:
+        if self._deciding_extension():
+            self._check_extension_decider(inp.actor)
+            return
         if inp.actor.username in self._approvals or inp.actor.username in self._approving:
             return
         self._check_decider(inp.actor)
@@ -275,11 +313,17 @@ class AccessRequestWorkflow:
 
     @workflow.update
     async def reject(self, inp: DecisionInput) -> None:
+        if self._deciding_extension():
+            await self._decide_extension(inp, approve=False)
+            return
         self._rejection = inp
-        await workflow.wait_condition(lambda: self._status is Status.REJECTED)
+        await workflow.wait_condition(lambda: self._projected is Status.REJECTED)
 
     @reject.validator
     def _validate_reject(self, inp: DecisionInput) -> None:
+        if self._deciding_extension():
+            self._check_extension_decider(inp.actor)
+            return
         self._check_decider(inp.actor)
         if self._approving:
             raise _conflict("an approval is being recorded; try again")
@@ -287,7 +331,7 @@ class AccessRequestWorkflow:
     @workflow.update
     async def cancel(self, inp: CancelInput) -> None:
         self._stop = self._stop or (Status.CANCELLED, inp.actor, inp.comment)
-        await workflow.wait_condition(lambda: self._status not in _CANCELLABLE)
+        await workflow.wait_condition(lambda: self._projected not in _CANCELLABLE)
 
     @cancel.validator
     def _validate_cancel(self, inp: CancelInput) -> None:
@@ -301,7 +345,7 @@ class AccessRequestWorkflow:
     @workflow.update
     async def revoke(self, inp: RevokeInput) -> None:
         self._stop = self._stop or (Status.REVOKED, inp.actor, inp.comment)
-        await workflow.wait_condition(lambda: self._status not in _REVOCABLE)
+        await workflow.wait_condition(lambda: self._projected not in _REVOCABLE)
 
     @revoke.validator
     def _validate_revoke(self, inp: RevokeInput) -> None:
@@ -319,6 +363,76 @@ class AccessRequestWorkflow:
             raise _conflict(
                 f"the request is {self._status}; only scheduled or active requests can be revoked"
             )
+
+    # --- extensions -----------------------------------------------------------------------
+
+    @workflow.update
+    async def extend(self, inp: ExtendInput) -> None:
+        self._extension = PendingExtension(inp, workflow.now())
+        details = {"duration": inp.duration.total_seconds(), "justification": inp.justification}
+        await self._project_extension("extension_requested", inp.actor.username, details)
+        if self._extension is not None and self._extension.approved():
+            await self._apply_extension()
+
+    @extend.validator
+    def _validate_extend(self, inp: ExtendInput) -> None:
+        if inp.actor.username != self.inp.requester:
+            raise _not_allowed("only the requester may extend a request")
+        if self._status is not Status.ACTIVE or self._stop is not None or self._ending:
+            raise _conflict(f"the request is {self._status}; only active requests can be extended")
+        if self._extension is not None:
+            raise _conflict("an extension is already waiting for approval")
+
+    def _deciding_extension(self) -> bool:
+        return self._extension is not None and self._status is Status.ACTIVE
+
+    def _check_extension_decider(self, actor: Actor) -> None:
+        ext = self._extension
+        if ext is None or self._ending or self._stop is not None:
+            raise _conflict("no extension is waiting for approval")
+        if actor.username == self.inp.requester:
+            raise _not_allowed("nobody may decide their own request")
+        if not matches(actor.username, actor.groups, ext.request.approvers):
+            raise _not_allowed("you are not an approver of this extension")
+
+    async def _decide_extension(self, inp: DecisionInput, approve: bool) -> None:
+        ext = self._extension
+        if ext is None:
+            return
+        name = inp.actor.username
+        details: dict[str, object] = {"comment": inp.comment}
+        if not approve:
+            await self._close_extension("extension_rejected", name, details)
+        elif name not in ext.approvals:
+            ext.approvals[name] = inp.comment
+            await self._project_extension("extension_approval", name, details)
+            if ext.approved():
+                await self._apply_extension()
+
+    async def _apply_extension(self) -> None:
+        ext, self._extension = self._extension, None
+        if ext is None or self._end_at is None or self._ending:
+            return
+        self._end_at += ext.request.duration
+        self._end_version += 1
+        details = {
+            "duration": ext.request.duration.total_seconds(),
+            "approvers": list(ext.approvals),
+        }
+        await self._project_extension("extended", SYSTEM, details, end_at=self._end_at)
+
+    async def _close_extension(self, action: str, actor: str, details: dict[str, object]) -> None:
+        self._extension = None
+        await self._project_extension(action, actor, details)
+
+    async def _project_extension(
+        self, action: str, actor: str, details: dict[str, object], end_at: datetime | None = None
+    ) -> None:
+        pending = self._extension.projection() if self._extension else None
+        change = ExtensionChange(
+            self.inp.request_id, str(workflow.uuid4()), actor, action, pending, end_at, details
+        )
+        await store(StoreActivities.record_extension, change)
 
     @workflow.query
     def status(self) -> str | None:

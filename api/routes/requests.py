@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Header, Query
 
 from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.pagination import Cursor, Limit
-from api.schemas import Comment, Page, RequestCreate, RequestDetail, RequestOut
+from api.schemas import Comment, ExtendBody, Page, RequestCreate, RequestDetail, RequestOut
+from api.services import extensions
 from api.services import requests as service
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
@@ -54,6 +55,19 @@ def list_requests(
 @router.get("/{request_id}", response_model=RequestDetail)
 def get_request(request_id: str, user: CurrentUser, session: SessionDep) -> Any:
     return service.get_request(session, user, request_id)
+
+
+@router.post("/{request_id}/extend", response_model=RequestOut)
+def extend_request(
+    request_id: str,
+    body: ExtendBody,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+    gateway: TemporalDep,
+) -> Any:
+    return extensions.extend(session, user, request_id, body, settings, catalog, gateway)
 
 
 def _action(name: str) -> Any:

@@ -40,7 +40,13 @@ _START_SKEW = timedelta(minutes=1)  # a start_at this close to now counts as "no
 
 
 def _approvers(row: AccessRequest) -> list[Principal]:
-    return [Principal(p["type"], p["name"]) for p in row.approvers]
+    """The request's approvers, and those of an extension waiting for approval."""
+    extension = (row.pending_extension or {}).get("approvers", [])
+    return [Principal(p["type"], p["name"]) for p in [*row.approvers, *extension]]
+
+
+def _deciding_extension(row: AccessRequest) -> bool:
+    return row.status == Status.ACTIVE.value and row.pending_extension is not None
 
 
 def is_approver_of(user: User, row: AccessRequest) -> bool:
@@ -64,13 +70,22 @@ def _load(session: Session, request_id: str) -> AccessRequest:
     return row
 
 
+def load_visible(session: Session, user: User, request_id: str) -> AccessRequest:
+    row = _load(session, request_id)
+    _check_visible(user, row)
+    return row
+
+
 def to_resource(session: Session, row: AccessRequest) -> RequestOut:
     approvals = session.exec(
         select(Approval).where(Approval.request_id == row.id).order_by(col(Approval.at))
     ).all()
-    data = row.model_dump(exclude={"approvers", "duration_seconds", "principal_id"})
+    data = row.model_dump(
+        exclude={"approvers", "duration_seconds", "principal_id", "pending_extension"}
+    )
     return RequestOut(
         **data,
+        extension=row.pending_extension,
         duration=timedelta(seconds=row.duration_seconds),
         approvals=[ApprovalOut(approver=a.approver, comment=a.comment, at=a.at) for a in approvals],
     )
@@ -296,6 +311,8 @@ def _check_action(user: User, row: AccessRequest, action: str) -> None:
             raise NotAllowed("nobody may decide their own request")
         if not is_approver_of(user, row):
             raise NotAllowed("you are not an approver of this request")
+        if _deciding_extension(row):
+            return  # deciding the pending extension of an active request
     elif action == "cancel" and not (user.username == row.requester or user.is_admin):
         raise NotAllowed("only the requester or an admin may cancel a request")
     elif action == "revoke" and not (

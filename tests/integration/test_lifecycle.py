@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -89,3 +90,44 @@ def test_worker_killed_while_active_still_ends_and_revokes(stack: Stack) -> None
         stack.start_worker()
     wait_for(lambda: status_of(stack, rid) == "ended", 60, 0.2)
     assert not stack.assigned("staging", "AdministratorAccess", ALICE)
+
+
+def test_extension_over_http_keeps_access_past_the_old_end(stack: Stack) -> None:
+    rid = request_access(stack, DAVE, "sandbox", "ReadOnly", "PT6S")
+    wait_for(lambda: status_of(stack, rid) == "active", 20, 0.05)
+    with stack.client(DAVE) as c:
+        before = c.get(f"/v1/requests/{rid}").json()
+        ext = c.post(
+            f"/v1/requests/{rid}/extend", json={"duration": "PT6S", "justification": "more"}
+        )
+        assert ext.status_code == 200, ext.text
+        assert ext.json()["extension"]["approvals_required"] == 1
+        again = c.post(
+            f"/v1/requests/{rid}/extend", json={"duration": "PT6S", "justification": "x"}
+        )
+        assert again.status_code == 409
+    with stack.client(ALICE) as c:  # not the requester
+        assert (
+            c.post(
+                f"/v1/requests/{rid}/extend", json={"duration": "PT6S", "justification": "x"}
+            ).status_code
+            == 403
+        )
+    with stack.client(CAROL) as c:
+        decided = c.post(f"/v1/requests/{rid}/approve", json={"comment": "fine"})
+        assert decided.status_code == 200, decided.text
+    after = wait_for(lambda: (r := _detail(stack, rid))["end_at"] != before["end_at"] and r, 10)
+    assert after["extension"] is None
+    old_end = datetime.fromisoformat(before["end_at"])
+    assert datetime.fromisoformat(after["end_at"]) - old_end == timedelta(seconds=6)
+    while datetime.now(UTC) < old_end + timedelta(seconds=1):
+        time.sleep(0.2)
+    assert status_of(stack, rid) == "active"
+    assert stack.assigned("sandbox", "ReadOnly", DAVE)
+    wait_for(lambda: status_of(stack, rid) == "ended", 30, 0.2)
+    assert not stack.assigned("sandbox", "ReadOnly", DAVE)
+
+
+def _detail(stack: Stack, rid: str) -> dict[str, object]:
+    with stack.client(DAVE) as c:
+        return dict(c.get(f"/v1/requests/{rid}").json())

@@ -62,6 +62,7 @@ def activities_of(
         store.record_status,
         store.record_approval,
         store.record_event,
+        store.record_extension,
         ic.create_assignment,
         ic.wait_assignment_created,
         ic.delete_assignment,
