@@ -32,6 +32,7 @@ class Stack:
     env: dict[str, str]
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    temporal_args: tuple[int, int, Path] = (0, 0, Path())
 
     def token(self, user: str, groups: list[str] | None = None, **kw: Any) -> str:
         return mint_token(
@@ -84,9 +85,19 @@ class Stack:
             PrincipalId=self.org.users[user],
         )
 
-    def start_worker(self) -> None:
+    def start_worker(self, **env: str) -> None:
+        """Start (again) the worker; keyword arguments override its environment."""
         self.procs["worker"] = devstack.start_elevate(
-            ["worker"], self.env, self.logs / "worker.log"
+            ["worker"], {**self.env, **env}, self.logs / "worker.log"
+        )
+
+    def restart_temporal(self, down_seconds: float = 0) -> None:
+        """Stop the Temporal dev server and start it again on the same port and SQLite file."""
+        devstack.stop([self.procs["temporal"]])
+        time.sleep(down_seconds)
+        port, ui_port, db_file = self.temporal_args
+        self.procs["temporal"] = devstack.start_temporal(
+            port, ui_port, db_file, self.logs / "temporal.log"
         )
 
     def kill_worker(self) -> None:
@@ -145,6 +156,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
             "ELEVATE_RECONCILE_PERMISSION_SETS": "ReadOnly,AdministratorAccess",
         }
         s = Stack(f"http://127.0.0.1:{api_port}", org, key_path, env, logs)
+        s.temporal_args = (temporal_port, ui_port, work / "temporal.db")
+        s.procs["temporal"], s.procs["moto"] = procs[0], procs[1]
         s.start_worker()
         s.procs["api"] = devstack.start_elevate(
             ["api", "--port", str(api_port)], env, logs / "api.log"
@@ -154,7 +167,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
         )
         yield s
     finally:
-        devstack.stop([*procs, *getattr(locals().get("s"), "procs", {}).values()])
+        started = getattr(locals().get("s"), "procs", {})
+        devstack.stop(
+            [*procs, *(p for name, p in started.items() if name not in ("temporal", "moto"))]
+        )
+        if "temporal" in started:
+            devstack.stop([started["temporal"]])
         for log in sorted(logs.glob("*.log")):
             tail = log.read_text(errors="replace")[-3000:]
             if "Traceback" in tail:

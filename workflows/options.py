@@ -22,9 +22,11 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
+# Short start-to-close timeouts: they are how Temporal notices a worker that died mid-call,
+# so they bound how long a crash delays a grant or a revoke.
 async def aws(activity: Callable[[Any, A], R], arg: A) -> R:
     return await workflow.execute_activity_method(
-        activity, arg, start_to_close_timeout=timedelta(seconds=60), retry_policy=_AWS_RETRY
+        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_AWS_RETRY
     )
 
 
@@ -34,7 +36,7 @@ async def wait_aws(activity: Callable[[Any, A], R], arg: A) -> R:
         activity,
         arg,
         start_to_close_timeout=timedelta(minutes=10),
-        heartbeat_timeout=timedelta(seconds=30),
+        heartbeat_timeout=timedelta(seconds=10),
         retry_policy=_AWS_RETRY,
     )
 
@@ -42,14 +44,14 @@ async def wait_aws(activity: Callable[[Any, A], R], arg: A) -> R:
 async def store(activity: Callable[[Any, A], R], arg: A) -> R:
     """Database writes and Temporal messages: retried until they succeed."""
     return await workflow.execute_activity_method(
-        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE_RETRY
+        activity, arg, start_to_close_timeout=timedelta(seconds=10), retry_policy=_STORE_RETRY
     )
 
 
 async def message(activity: Callable[[Any, A], Awaitable[None]], arg: A) -> None:
     """Messages to other workflows (signal-with-start): retried until they are delivered."""
     await workflow.execute_activity_method(
-        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE_RETRY
+        activity, arg, start_to_close_timeout=timedelta(seconds=10), retry_policy=_STORE_RETRY
     )
 
 
