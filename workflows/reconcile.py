@@ -30,8 +30,10 @@ class ReconcileWorkflow:
         report = await workflow.execute_activity_method(
             ReconcileActivities.scan,
             inp,
-            start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(minutes=2),
+            start_to_close_timeout=timedelta(minutes=10),
+            # Scans heartbeat per account; a short timeout lets the next scan run soon after a
+            # worker died mid-scan (the schedule skips runs while one is still open).
+            heartbeat_timeout=timedelta(seconds=10),
         )
         if inp.mode == "revoke":
             me = workflow.info().workflow_id

@@ -25,7 +25,7 @@ def test_orphan_is_removed_and_unmanaged_is_left_alone(stack: Stack) -> None:
     stack.assign_directly("sandbox", "AdministratorAccess", ERIN)
     stack.assign_directly("sandbox", "BreakGlass", ERIN)
     assert stack.assigned("sandbox", "AdministratorAccess", ERIN)
-    wait_for(lambda: not stack.assigned("sandbox", "AdministratorAccess", ERIN), 20, 0.2)
+    wait_for(lambda: not stack.assigned("sandbox", "AdministratorAccess", ERIN), 45, 0.2)
     time.sleep(4)  # two more intervals
     assert stack.assigned("sandbox", "BreakGlass", ERIN)
     with stack.client(AUDREY) as c:
@@ -52,7 +52,7 @@ def test_missing_assignment_of_an_active_request_is_granted_again(stack: Stack) 
         wait_for(lambda: c.get(f"/v1/requests/{rid}").json()["status"] == "active", 20)
         stack.unassign_directly("staging", "ReadOnly", ERIN)
         assert not stack.assigned("staging", "ReadOnly", ERIN)
-        wait_for(lambda: stack.assigned("staging", "ReadOnly", ERIN), 20, 0.2)
+        wait_for(lambda: stack.assigned("staging", "ReadOnly", ERIN), 45, 0.2)
         assert c.post(f"/v1/requests/{rid}/revoke").status_code == 200
         wait_for(lambda: c.get(f"/v1/requests/{rid}").json()["status"] == "revoked", 20)
     assert not stack.assigned("staging", "ReadOnly", ERIN)
