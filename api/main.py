@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.auth import JwksVerifier
-from api.routes import catalog, health, policies, reconcile, requests
+from api.routes import audit, catalog, health, policies, reconcile, requests
 from api.routes import settings as settings_routes
 from api.temporal_gateway import TemporalGateway
 from elevate.catalog import Catalog
@@ -75,6 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = JwksVerifier(settings)
     errors.install(app)
     app.add_middleware(BodyLimit)
-    for module in (health, requests, catalog, policies, settings_routes, reconcile):
+    for module in (health, requests, catalog, policies, settings_routes, reconcile, audit):
         app.include_router(module.router)
     return app

@@ -2,15 +2,23 @@
 
 Appends are optimistic: the next `seq` is the last one plus one, and the primary key makes two
 writers that read the same tail collide, so one retries on the new tail and the chain never forks.
+
+`verify` recomputes the chain. It proves that no event before the first broken seq was edited,
+deleted or inserted; it cannot see the newest events removed, or well-formed events appended, by
+someone who can write the table (the hash has no secret) — that needs the head hash kept elsewhere.
+On PostgreSQL a trigger (migration 0002) refuses UPDATE, DELETE and TRUNCATE of the table.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -109,3 +117,95 @@ def commit_with_event(
             except IntegrityError:
                 session.rollback()
     raise RuntimeError("could not append to the audit chain: too much contention")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    events: int
+    # The lowest seq from which the chain no longer verifies; every event before it is intact.
+    first_broken_seq: int | None = None
+
+
+_SEQ = col(AuditEvent.seq)
+_CHAIN = (
+    _SEQ,
+    col(AuditEvent.at),
+    col(AuditEvent.actor),
+    col(AuditEvent.action),
+    col(AuditEvent.request_id),
+    col(AuditEvent.details),
+    col(AuditEvent.prev_hash),
+    col(AuditEvent.hash),
+)
+
+
+def verify(session: Session, *, batch_size: int = 1000) -> VerifyResult:
+    """Walk the events in seq order and recompute every hash and link, a batch at a time.
+
+    An edited event fails its own hash; a deleted one is reported as its missing seq; a forged
+    one fails its hash or link (or, numbered below 1, is reported as itself).
+    """
+    expected, prev, checked = 1, GENESIS, 0
+    for seq, row in _stored_events(session, batch_size):
+        if seq != expected:
+            return VerifyResult(False, _count(session), min(seq, expected))
+        if row is None or row.prev_hash != prev or row.hash != _rehash(row):
+            return VerifyResult(False, _count(session), seq)
+        expected, prev, checked = seq + 1, row.hash, checked + 1
+    return VerifyResult(True, checked)
+
+
+def _rehash(row: sa.Row[Any]) -> str:
+    return event_hash(
+        row.seq, row.at, row.actor, row.action, row.request_id, row.details, row.prev_hash
+    )
+
+
+def _count(session: Session) -> int:
+    return (
+        session.connection()
+        .execute(sa.select(sa.func.count()).select_from(AuditEvent))
+        .scalar_one()
+    )
+
+
+def _stored_events(session: Session, batch_size: int) -> Iterator[tuple[int, sa.Row[Any] | None]]:
+    """(seq, row) in seq order; row is None when the stored values cannot even be decoded.
+
+    Core rows, not ORM objects: nothing piles up in the session, and an event the session loaded
+    earlier is read again as stored rather than served from its identity map.
+    """
+    conn = session.connection()
+    after: int | None = None
+    while True:
+        stmt = sa.select(*_CHAIN).order_by(_SEQ).limit(batch_size)
+        if after is not None:
+            stmt = stmt.where(_SEQ > after)
+        result = conn.execute(stmt)
+        batch: list[tuple[int, sa.Row[Any] | None]]
+        try:
+            batch = [(r.seq, r) for r in result]
+        except (ValueError, TypeError):  # garbage written behind the ORM's back (SQLite)
+            result.close()
+            batch = _one_by_one(conn, after, batch_size)
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        after = batch[-1][0]
+
+
+def _one_by_one(
+    conn: sa.Connection, after: int | None, limit: int
+) -> list[tuple[int, sa.Row[Any] | None]]:
+    stmt = sa.select(_SEQ).order_by(_SEQ).limit(limit)
+    if after is not None:
+        stmt = stmt.where(_SEQ > after)
+    out: list[tuple[int, sa.Row[Any] | None]] = []
+    for seq in conn.execute(stmt).scalars():
+        try:
+            row: sa.Row[Any] | None = conn.execute(sa.select(*_CHAIN).where(_SEQ == seq)).one()
+        except (ValueError, TypeError):
+            row = None
+        out.append((seq, row))
+    return out

@@ -200,6 +200,10 @@ def test_settings_are_admin_only_validated_and_enforced(stack: Stack, admin: htt
         assert resp.status_code == 422
         assert resp.json()["fields"] == ["comment"]
         assert c.post(f"/v1/requests/{rid}/reject", json={"comment": "no"}).status_code == 200
+    with stack.client(AUDREY) as c:
+        changes = c.get("/v1/audit", params={"actor": DAVE, "limit": 20}).json()["items"]
+    patched = [e for e in changes if e["action"] == "settings_changed"]
+    assert patched[0]["details"]["comment_required"] == {"from": False, "to": True}
 
 
 def test_policy_apply_is_idempotent(stack: Stack, admin: httpx.Client, tmp_path: Path) -> None:

@@ -32,6 +32,11 @@ def test_orphan_is_removed_and_unmanaged_is_left_alone(stack: Stack) -> None:
         run = c.get("/v1/reconcile").json()
     assert run["mode"] == "revoke"
     assert all(f["permission_set"] != "BreakGlass" for f in run["findings"])
+    with stack.client(AUDREY) as c:
+        events = c.get("/v1/audit", params={"actor": "elevate-reconciler", "limit": 200}).json()
+    removed = [e for e in events["items"] if e["action"] == "reconcile_orphan_revoked"]
+    assert any(e["details"]["principal_id"] == stack.org.users[ERIN] for e in removed)
+    assert all(e["details"]["permission_set"] != "BreakGlass" for e in events["items"])
     stack.unassign_directly("sandbox", "BreakGlass", ERIN)
 
 
