@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.auth import JwksVerifier
-from api.routes import audit, catalog, health, policies, reconcile, requests
+from api.routes import audit, catalog, health, metrics, policies, reconcile, requests
 from api.routes import settings as settings_routes
+from api.services.metrics import ProjectionCollector
 from api.temporal_gateway import TemporalGateway
 from elevate.catalog import Catalog
 from elevate.db import make_engine, migrate
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         migrate(engine)
         app.state.engine = engine
+        app.state.metrics = CollectorRegistry()
+        app.state.metrics.register(ProjectionCollector(engine))
         yield
         engine.dispose()
 
@@ -75,6 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = JwksVerifier(settings)
     errors.install(app)
     app.add_middleware(BodyLimit)
-    for module in (health, requests, catalog, policies, settings_routes, reconcile, audit):
+    for module in (health, metrics, requests, catalog, policies, settings_routes, reconcile, audit):
         app.include_router(module.router)
     return app
