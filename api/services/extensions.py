@@ -8,7 +8,7 @@ import anyio.from_thread
 from sqlmodel import Session
 
 from api.auth import User
-from api.errors import Conflict, Invalid, NotAllowed, Unavailable
+from api.errors import Conflict, NotAllowed, Unavailable
 from api.schemas import ExtendBody, RequestOut
 from api.services import policies
 from api.services import settings as settings_service
@@ -16,7 +16,6 @@ from api.services.requests import load_visible, to_resource
 from api.temporal_gateway import TemporalGateway
 from elevate.catalog import Catalog
 from elevate.contracts import Actor, ExtendInput, Status
-from elevate.policy_schema import iso
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
 
@@ -43,13 +42,7 @@ def extend(
         raise Unavailable("the account or permission set is no longer in the organization")
     eff = settings_service.effective(session, settings)
     decision = policies.decide(session, user, policies.target_of(account, pset), eff, settings)
-    longest = min(eff.max_duration, decision.max_duration)
-    if not eff.min_duration <= body.duration <= longest:
-        raise Invalid(
-            f"duration must be between {iso(eff.min_duration)} and {iso(longest)}",
-            "invalid_duration",
-            ["duration"],
-        )
+    policies.check_duration(body.duration, eff, decision)
     inp = ExtendInput(
         Actor(user.username, list(user.groups), user.is_admin),
         str(uuid.uuid4()),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,7 +17,7 @@ from elevate.audit import commit_with_event
 from elevate.catalog import Account, Catalog, PermissionSet
 from elevate.contracts import Principal
 from elevate.models import StoredPolicy, utcnow
-from elevate.policy_schema import POLICY_KINDS, ApprovalBody, EligibilityBody, SettingsBody
+from elevate.policy_schema import POLICY_KINDS, ApprovalBody, EligibilityBody, SettingsBody, iso
 from elevate.settings import Settings
 
 
@@ -239,3 +239,14 @@ def my_eligibility(
                 }
             )
     return out
+
+
+def check_duration(duration: timedelta, eff: SettingsBody, decision: Decision) -> None:
+    """Within the global minimum and the shorter of the global and the policy maximum."""
+    longest = min(eff.max_duration, decision.max_duration)
+    if not eff.min_duration <= duration <= longest:
+        raise Invalid(
+            f"duration must be between {iso(eff.min_duration)} and {iso(longest)}",
+            "invalid_duration",
+            ["duration"],
+        )

@@ -32,7 +32,7 @@ from elevate.contracts import (
 )
 from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
 from elevate.policy import matches
-from elevate.policy_schema import SettingsBody, iso
+from elevate.policy_schema import SettingsBody
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
 
@@ -107,13 +107,7 @@ def get_request(session: Session, user: User, request_id: str) -> RequestDetail:
 
 
 def _validate(body: RequestCreate, eff: SettingsBody, decision: policies.Decision) -> None:
-    longest = min(eff.max_duration, decision.max_duration)
-    if not eff.min_duration <= body.duration <= longest:
-        raise Invalid(
-            f"duration must be between {iso(eff.min_duration)} and {iso(longest)}",
-            "invalid_duration",
-            ["duration"],
-        )
+    policies.check_duration(body.duration, eff, decision)
     if body.start_at is not None and body.start_at < utcnow() - _START_SKEW:
         raise Invalid("start_at is in the past", "start_in_past", ["start_at"])
     if decision.ticket_required and not body.ticket:

@@ -7,30 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.faultproxy import FaultProxy
-from tests.integration.test_lifecycle import CAROL, status_of
+from tests.integration.test_lifecycle import CAROL, request_access, status_of
 from tests.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
 USERS = ["alice@example.com", "bob@example.com", "erin@example.com"]
 TRIPLES = [(u, a, "ReadOnly") for u in USERS for a in ("prod", "staging")]
-
-
-def ask_and_approve(stack: Stack, user: str, account: str, pset: str, duration: str) -> str:
-    with stack.client(user) as c:
-        resp = c.post(
-            "/v1/requests",
-            json={
-                "account_id": stack.org.accounts[account],
-                "permission_set": pset,
-                "duration": duration,
-                "justification": "fault test",
-            },
-        )
-        assert resp.status_code == 201, resp.text
-        rid: str = resp.json()["id"]
-    with stack.client(CAROL) as c:
-        assert c.post(f"/v1/requests/{rid}/approve").status_code == 200
-    return rid
 
 
 @pytest.fixture
@@ -49,7 +31,7 @@ def flaky_aws(stack: Stack) -> Iterator[FaultProxy]:
 def test_throttling_and_server_errors_are_retried_to_the_right_end(
     stack: Stack, flaky_aws: FaultProxy
 ) -> None:
-    rids = [ask_and_approve(stack, u, a, p, "PT4S") for u, a, p in TRIPLES]
+    rids = [request_access(stack, u, a, p, "PT4S") for u, a, p in TRIPLES]
     wait_for(lambda: all(status_of(stack, r) == "ended" for r in rids), 120, 0.5)
     assert flaky_aws.injected["ThrottlingException"] > 0
     assert flaky_aws.injected["InternalServerException"] > 0
@@ -57,7 +39,7 @@ def test_throttling_and_server_errors_are_retried_to_the_right_end(
 
 
 def test_temporal_restart_loses_nothing(stack: Stack) -> None:
-    rids = [ask_and_approve(stack, u, "sandbox", "ReadOnly", "PT8S") for u in USERS]
+    rids = [request_access(stack, u, "sandbox", "ReadOnly", "PT8S") for u in USERS]
     wait_for(lambda: all(status_of(stack, r) == "active" for r in rids), 30, 0.2)
     stack.restart_temporal(down_seconds=2)
     with stack.client(CAROL) as c:  # reads keep working through it
@@ -67,7 +49,7 @@ def test_temporal_restart_loses_nothing(stack: Stack) -> None:
 
 
 def test_worker_killed_while_granting_and_while_revoking(stack: Stack) -> None:
-    rid = ask_and_approve(stack, "bob@example.com", "prod", "AdministratorAccess", "PT3S")
+    rid = request_access(stack, "bob@example.com", "prod", "AdministratorAccess", "PT3S")
     wait_for(lambda: status_of(stack, rid) in ("granting", "active"), 20, 0.02)
     stack.kill_worker()
     stack.start_worker()
