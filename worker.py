@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from activities.identity_center import IdentityCenterActivities
 from activities.lease import LeaseActivities
+from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.store import StoreActivities
 from elevate import temporal
@@ -47,6 +48,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     sso = aws_client("sso-admin", settings.aws_region)
     identity_center = IdentityCenterActivities(sso)
     lease = LeaseActivities(client, settings.task_queue)
+    notify = NotifyActivities(engine, settings)
     reconcile = ReconcileActivities(
         engine, sso, Catalog(settings), settings.reconcile_permission_sets
     )
@@ -56,6 +58,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         workflows=[AccessRequestWorkflow, AssignmentWorkflow, ReconcileWorkflow],
         activities=[
             lease.send_lease,
+            notify.send_notification,
             reconcile.scan,
             reconcile.record_run,
             store.record_status,

@@ -9,6 +9,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from elevate.policy_schema import IsoDuration
 
+# Re-exported: the resource lives in the shared package, so the worker's webhooks match it.
+from elevate.resources import ApprovalOut as ApprovalOut
+from elevate.resources import RequestOut as RequestOut
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 T = TypeVar("T")
 
@@ -50,45 +54,12 @@ class Comment(BaseModel):
     comment: Text | None = None
 
 
-class ApprovalOut(BaseModel):
-    approver: str
-    comment: str | None
-    at: datetime
-
-
 class EventOut(BaseModel):
     seq: int
     at: datetime
     actor: str
     action: str
     details: dict[str, Any]
-
-
-class RequestOut(BaseModel):
-    id: str
-    requester: str
-    account_id: str
-    account_name: str
-    permission_set: str
-    duration: timedelta
-    start_at: datetime | None
-    end_at: datetime | None
-    justification: str
-    ticket: str | None
-    status: str
-    approvals: list[ApprovalOut]
-    approvals_required: int
-    created_at: datetime
-    updated_at: datetime
-    granted_at: datetime | None
-    revoked_at: datetime | None
-    decided_by: str | None
-    revoked_by: str | None
-    failure: str | None
-    workflow_id: str
-    extension: dict[str, Any] | None = Field(
-        default=None, description="an extension waiting for approval (approve/reject decide it)"
-    )
 
 
 class RequestDetail(RequestOut):

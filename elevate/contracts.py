@@ -119,6 +119,15 @@ class StatusChange:
 
 
 @dataclass
+class Notification:
+    """One webhook delivery: the event's name and an id receivers dedupe retries by."""
+
+    request_id: str
+    event: str
+    event_id: str
+
+
+@dataclass
 class ApprovalRecord:
     request_id: str
     event_id: str

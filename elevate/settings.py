@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     revoke_retry_max_interval: timedelta = timedelta(minutes=5)
     public_url: str = "http://localhost:8000"
 
+    # Every status change is POSTed here (API.md "Notifications"); signed when a secret is set.
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: str | None = None
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -18,6 +18,12 @@ _AWS_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
 )
+# Webhooks: a receiver that is down gets retried for a while, then the event is dropped.
+_NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+)
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -52,6 +58,17 @@ async def message(activity: Callable[[Any, A], Awaitable[None]], arg: A) -> None
     """Messages to other workflows (signal-with-start): retried until they are delivered."""
     await workflow.execute_activity_method(
         activity, arg, start_to_close_timeout=timedelta(seconds=10), retry_policy=_STORE_RETRY
+    )
+
+
+def notify(activity: Callable[[Any, A], None], arg: A) -> workflow.ActivityHandle[None]:
+    """Started, not awaited: a slow or broken receiver must never delay the lifecycle."""
+    return workflow.start_activity_method(
+        activity,
+        arg,
+        start_to_close_timeout=timedelta(seconds=30),
+        schedule_to_close_timeout=timedelta(minutes=15),
+        retry_policy=_NOTIFY_RETRY,
     )
 
 

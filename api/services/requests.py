@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from api.auth import User
 from api.errors import Conflict, Invalid, NotAllowed, NotFound, Unavailable
 from api.pagination import decode, encode
-from api.schemas import ApprovalOut, EventOut, RequestCreate, RequestDetail, RequestOut
+from api.schemas import EventOut, RequestCreate, RequestDetail, RequestOut
 from api.services import policies
 from api.services import settings as settings_service
 from api.temporal_gateway import TemporalGateway
@@ -33,6 +33,7 @@ from elevate.contracts import (
 from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
 from elevate.policy import matches
 from elevate.policy_schema import SettingsBody
+from elevate.resources import to_resource as to_resource
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
 
@@ -74,21 +75,6 @@ def load_visible(session: Session, user: User, request_id: str) -> AccessRequest
     row = _load(session, request_id)
     _check_visible(user, row)
     return row
-
-
-def to_resource(session: Session, row: AccessRequest) -> RequestOut:
-    approvals = session.exec(
-        select(Approval).where(Approval.request_id == row.id).order_by(col(Approval.at))
-    ).all()
-    data = row.model_dump(
-        exclude={"approvers", "duration_seconds", "principal_id", "pending_extension"}
-    )
-    return RequestOut(
-        **data,
-        extension=row.pending_extension,
-        duration=timedelta(seconds=row.duration_seconds),
-        approvals=[ApprovalOut(approver=a.approver, comment=a.comment, at=a.at) for a in approvals],
-    )
 
 
 def get_request(session: Session, user: User, request_id: str) -> RequestDetail:

@@ -18,11 +18,13 @@ from temporalio.worker import Worker
 
 from activities.identity_center import IdentityCenterActivities
 from activities.lease import LeaseActivities
+from activities.notify import NotifyActivities
 from activities.store import StoreActivities
 from elevate.aws import client
 from elevate.contracts import AccessRequestInput, Assignment, Principal
 from elevate.models import AccessRequest
 from elevate.seed import DemoOrg, seed_demo
+from elevate.settings import Settings
 from tests.conftest import tool
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
@@ -53,12 +55,18 @@ def sso(org: DemoOrg) -> object:
 
 
 def activities_of(
-    engine: sa.Engine, identity_center: IdentityCenterActivities, client: Client
+    engine: sa.Engine,
+    identity_center: IdentityCenterActivities,
+    client: Client,
+    settings: Settings | None = None,
 ) -> list[object]:
+    """Every activity of the worker; webhooks go nowhere unless `settings` names a URL."""
     store = StoreActivities(engine)
     ic = identity_center
+    settings = settings or Settings(notify_webhook_url=None)
     return [
         LeaseActivities(client, TASK_QUEUE).send_lease,
+        NotifyActivities(engine, settings).send_notification,
         store.record_status,
         store.record_approval,
         store.record_event,
@@ -77,13 +85,16 @@ async def worker_for(env: WorkflowEnvironment, engine: sa.Engine, sso: object):
     executor = ThreadPoolExecutor(max_workers=8)
     workers: list[Worker] = []
 
-    def make(identity_center: IdentityCenterActivities | None = None) -> Worker:
+    def make(
+        identity_center: IdentityCenterActivities | None = None,
+        settings: Settings | None = None,
+    ) -> Worker:
         ic = identity_center or IdentityCenterActivities(sso, poll_interval=0.01)
         w = Worker(
             env.client,
             task_queue=TASK_QUEUE,
             workflows=[AccessRequestWorkflow, AssignmentWorkflow],
-            activities=activities_of(engine, ic, env.client),
+            activities=activities_of(engine, ic, env.client, settings),
             activity_executor=executor,
         )
         workers.append(w)

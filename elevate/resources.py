@@ -1,0 +1,59 @@
+"""The request resource as the API shows it: shared so the worker's notifications match it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from elevate.models import AccessRequest, Approval
+
+
+class ApprovalOut(BaseModel):
+    approver: str
+    comment: str | None
+    at: datetime
+
+
+class RequestOut(BaseModel):
+    id: str
+    requester: str
+    account_id: str
+    account_name: str
+    permission_set: str
+    duration: timedelta
+    start_at: datetime | None
+    end_at: datetime | None
+    justification: str
+    ticket: str | None
+    status: str
+    approvals: list[ApprovalOut]
+    approvals_required: int
+    created_at: datetime
+    updated_at: datetime
+    granted_at: datetime | None
+    revoked_at: datetime | None
+    decided_by: str | None
+    revoked_by: str | None
+    failure: str | None
+    workflow_id: str
+    extension: dict[str, Any] | None = Field(
+        default=None, description="an extension waiting for approval (approve/reject decide it)"
+    )
+
+
+def to_resource(session: Session, row: AccessRequest) -> RequestOut:
+    approvals = session.exec(
+        select(Approval).where(Approval.request_id == row.id).order_by(col(Approval.at))
+    ).all()
+    data = row.model_dump(
+        exclude={"approvers", "duration_seconds", "principal_id", "pending_extension"}
+    )
+    return RequestOut(
+        **data,
+        extension=row.pending_extension,
+        duration=timedelta(seconds=row.duration_seconds),
+        approvals=[ApprovalOut(approver=a.approver, comment=a.comment, at=a.at) for a in approvals],
+    )
