@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
 
 SYSTEM = "elevate"
 LEASE_RESULT = "lease_result"
+# Before this patch a repair re-added the lease of a request that had released it meanwhile.
+REPAIR_NEEDS_LEASE = "repair-needs-lease"
 
 
 @workflow.defn
@@ -63,6 +65,9 @@ class AssignmentWorkflow:
             await workflow.wait_condition(lambda: bool(self.state.queue))
 
     async def _acquire(self, lease: LeaseInput) -> None:
+        if lease.repair and workflow.patched(REPAIR_NEEDS_LEASE):
+            await self._repair(lease)
+            return
         self.state.leases[lease.request_id] = lease.workflow_id
         if not self.state.granted or lease.repair:
             try:
@@ -79,6 +84,21 @@ class AssignmentWorkflow:
             # The request is gone (terminated); its lease must not keep the access alive.
             self.state.leases.pop(lease.request_id, None)
             await self._revoke_if_unused(lease.request_id, quiet=False)
+
+    async def _repair(self, lease: LeaseInput) -> None:
+        """The reconciler saw the assignment missing while the request was active. Its scan may
+        be stale: grant again only if the request still holds its lease here."""
+        if lease.request_id not in self.state.leases:
+            return
+        try:
+            await self._grant()
+            self.state.granted = True
+        except ActivityError as err:
+            details: dict[str, object] = {"reason": reason(err)}
+            event = EventRecord(
+                lease.request_id, str(workflow.uuid4()), SYSTEM, "regrant_failed", details
+            )
+            await store(StoreActivities.record_event, event)
 
     async def _release(self, lease: LeaseInput) -> None:
         self.state.leases.pop(lease.request_id, None)

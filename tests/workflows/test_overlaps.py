@@ -9,7 +9,8 @@ from datetime import timedelta
 from temporalio import activity
 
 from activities.identity_center import IdentityCenterActivities
-from elevate.contracts import Actor, Assignment, DecisionInput
+from activities.lease import LeaseActivities
+from elevate.contracts import Actor, Assignment, DecisionInput, LeaseInput, assignment_workflow_id
 from tests.workflows.conftest import TASK_QUEUE, new_request
 from tests.workflows.test_lifecycle import assigned, row
 from workflows.access_request import AccessRequestWorkflow
@@ -108,3 +109,24 @@ async def test_request_arriving_while_another_revokes_ends_up_granted(
     finally:
         go.set()
     assert not assigned(sso, b)
+
+
+async def test_a_stale_repair_does_not_grant_again(env, engine, org, sso, worker_for):
+    """The reconciler saw A active and its assignment missing; its repair arrives after A has
+    released. B stands in for a request workflow that is still open to hear the answer."""
+    a = new_request(
+        engine, org, duration=timedelta(minutes=30), account="staging", username="erin@example.com"
+    )
+    b = new_request(
+        engine, org, duration=timedelta(hours=2), account="sandbox", username="erin@example.com"
+    )
+    async with worker_for():
+        assert await (await approved(env, a)).result() == "ended"
+        hb = await approved(env, b)
+        await until(engine, b.request_id, "active")
+        stale = LeaseInput(a.request_id, hb.id, a.assignment, repair=True)
+        await LeaseActivities(env.client, TASK_QUEUE).send_lease(stale)
+        owner = env.client.get_workflow_handle(assignment_workflow_id(a.assignment))
+        await asyncio.wait_for(owner.result(), 10)  # holds no lease, so it ends
+        assert not assigned(sso, a)
+        assert await hb.result() == "ended"
