@@ -18,6 +18,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.identity_center import IdentityCenterActivities
@@ -25,11 +26,12 @@ from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.store import StoreActivities
-from elevate import temporal
+from elevate import aws, temporal
 from elevate.aws import client as aws_client
 from elevate.catalog import Catalog
 from elevate.contracts import ReconcileInput
-from elevate.db import make_engine, migrate
+from elevate.db import make_engine, prepare_schema
+from elevate.logs import configure as configure_logging
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
@@ -43,7 +45,7 @@ MAX_CONCURRENT_ACTIVITIES = 16
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    prepare_schema(engine, settings)
     store = StoreActivities(engine)
     sso = aws_client("sso-admin", settings.aws_region)
     identity_center = IdentityCenterActivities(sso)
@@ -105,9 +107,24 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
         await client.get_schedule_handle(RECONCILE_SCHEDULE).update(replace)
 
 
+def count_aws_errors(runtime: Runtime) -> None:
+    counter = runtime.metric_meter.create_counter(
+        "elevate_aws_errors", "AWS calls that failed, retried ones included"
+    )
+    aws.on_error(
+        lambda service, operation, code: counter.add(
+            1, {"service": service, "operation": operation, "code": code}
+        )
+    )
+
+
 async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
-    client = await temporal.connect(settings)
+    runtime = temporal.metrics_runtime(settings.worker_metrics_port)
+    if runtime is not None:
+        count_aws_errors(runtime)
+        log.info("worker metrics on :%s/metrics", settings.worker_metrics_port)
+    client = await temporal.connect(settings, runtime)
     await temporal.register_search_attributes(client, settings.temporal_namespace)
     await ensure_reconcile_schedule(client, settings)
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
@@ -119,5 +136,5 @@ async def run(settings: Settings | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
+    configure_logging(get_settings())
     asyncio.run(run())

@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from elevate.audit import commit_with_event
-from elevate.contracts import ApprovalRecord, EventRecord, ExtensionChange, StatusChange
+from elevate.contracts import ApprovalRecord, EventRecord, ExtensionChange, Status, StatusChange
 from elevate.models import AccessRequest, Approval, utcnow
 
 _STATUS_FIELDS = (
@@ -22,6 +22,13 @@ _STATUS_FIELDS = (
     "revoked_by",
     "failure",
 )
+
+
+def _mark_approved(row: AccessRequest) -> None:
+    """Approved now (or waived): the grant is due now, or at the requested start if later."""
+    row.approved_at = utcnow()
+    requested_start = row.start_at  # still the requested one: the grant has not set it yet
+    row.grant_due_at = max(row.approved_at, requested_start or row.approved_at)
 
 
 class StoreActivities:
@@ -43,6 +50,8 @@ class StoreActivities:
             row = self._request(session, change.request_id)
             row.status = str(change.status)
             row.updated_at = utcnow()
+            if change.status == Status.SCHEDULED and row.approved_at is None:
+                _mark_approved(row)
             for name in _STATUS_FIELDS:
                 value = getattr(change, name)
                 if value is not None:

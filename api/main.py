@@ -16,7 +16,8 @@ from api.routes import settings as settings_routes
 from api.services.metrics import ProjectionCollector
 from api.temporal_gateway import TemporalGateway
 from elevate.catalog import Catalog
-from elevate.db import make_engine, migrate
+from elevate.db import make_engine, prepare_schema
+from elevate.logs import current_request_id, request_id_from_path
 from elevate.settings import Settings, get_settings
 
 MAX_BODY = 1024 * 1024
@@ -49,6 +50,21 @@ class BodyLimit:
         await self.app(scope, counting, send)
 
 
+class RequestContext:
+    """Log records made while serving /v1/requests/<id>... carry that request's id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_from_path(scope["path"]) if scope["type"] == "http" else None
+        token = current_request_id.set(request_id)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_request_id.reset(token)
+
+
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     response = errors.error_response(413, "body_too_large", "the body is larger than 1 MiB")
     await response(scope, receive, send)
@@ -60,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
-        migrate(engine)
+        prepare_schema(engine, settings)
         app.state.engine = engine
         app.state.metrics = CollectorRegistry()
         app.state.metrics.register(ProjectionCollector(engine))
@@ -79,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = JwksVerifier(settings)
     errors.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(RequestContext)
     for module in (health, metrics, requests, catalog, policies, settings_routes, reconcile, audit):
         app.include_router(module.router)
     return app

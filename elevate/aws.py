@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from functools import cache
 from typing import Any
@@ -25,10 +26,47 @@ _CONFIG = Config(
 )
 
 
+# Called with (service, operation, error code) for every failed AWS call, retried ones included;
+# the worker points it at a Prometheus counter.
+ErrorSink = Callable[[str, str, str], None]
+_error_sinks: list[ErrorSink] = []
+
+
+def on_error(sink: ErrorSink) -> None:
+    _error_sinks.append(sink)
+
+
 @cache
 def client(service: str, region: str) -> Any:
     """A boto3 client; building one is expensive, so each process keeps one per service."""
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+    made = boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+    watch_errors(made, service)
+    return made
+
+
+def watch_errors(made: Any, service: str) -> None:
+    """Report every failed attempt of a client's calls to the error sinks, botocore's own
+    retries included (`response-received` fires once per HTTP attempt)."""
+
+    def received(
+        parsed_response: dict[str, Any] | None,
+        exception: Exception | None,
+        context: dict[str, Any],
+        event_name: str,
+        **_: Any,
+    ) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        if exception is not None:
+            _report(service, operation, type(exception).__name__)
+        elif parsed_response and (code := parsed_response.get("Error", {}).get("Code")):
+            _report(service, operation, str(code))
+
+    made.meta.events.register("response-received", received)
+
+
+def _report(service: str, operation: str, code: str) -> None:
+    for sink in _error_sinks:
+        sink(service, operation, code)
 
 
 class ErrorKind(Enum):

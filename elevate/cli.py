@@ -1,9 +1,8 @@
-"""The `elevate` command: api, worker, migrate, token, dev."""
+"""The `elevate` command: api, worker, db, token, dev, policy."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import subprocess
@@ -17,6 +16,8 @@ from elevate.settings import STATE_DIR, get_settings
 
 app = typer.Typer(help="Temporary elevated access for AWS.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 @app.command()
@@ -27,26 +28,47 @@ def api(
     """Run the REST API."""
     import uvicorn
 
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level="info")
+    from elevate.logs import configure
+
+    configure(get_settings())
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_config=None)
 
 
 @app.command()
 def worker() -> None:
     """Run a Temporal worker (workflows and activities)."""
     import worker as worker_module
+    from elevate.logs import configure
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(get_settings())
     asyncio.run(worker_module.run())
 
 
-@app.command()
-def migrate() -> None:
-    """Bring the database schema up to date."""
-    from elevate.db import make_engine
-    from elevate.db import migrate as run_migrations
+@db_app.command()
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+) -> None:
+    """Create or upgrade the database schema (ELEVATE_DATABASE_URL)."""
+    from elevate.db import current_revision, make_engine, migrate
 
-    run_migrations(make_engine(get_settings().database_url))
-    typer.echo("database schema is up to date")
+    engine = make_engine(get_settings().database_url)
+    before = current_revision(engine)
+    migrate(engine, revision)
+    after = current_revision(engine)
+    moved = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    typer.echo(f"database schema {moved} revision {after}")
+
+
+@db_app.command()
+def current() -> None:
+    """Print the schema revision of the database and the one this elevate needs."""
+    from elevate.db import current_revision, head_revision, make_engine
+
+    have = current_revision(make_engine(get_settings().database_url))
+    need = head_revision()
+    typer.echo(f"database: {have or 'empty'}; this elevate needs: {need}")
+    if have != need:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -137,7 +159,12 @@ def dev(
             **aws,
             "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
             "ELEVATE_AUTH_JWKS_URL": str(jwks.resolve()),
+            "ELEVATE_AUTO_MIGRATE": "false",
         }
+        if devstack.port_open("127.0.0.1", get_settings().worker_metrics_port):
+            env["ELEVATE_WORKER_METRICS_PORT"] = "0"  # taken: run the worker without it
+        typer.echo("upgrading the database schema (elevate db upgrade)")
+        devstack.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
         procs.append(devstack.start_elevate(["worker"], env, logs / "worker.log"))
         procs.append(
             devstack.start_elevate(["api", "--port", str(api_port)], env, logs / "api.log")

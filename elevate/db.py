@@ -11,8 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
+
+from elevate.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 7_423_001  # PostgreSQL advisory lock id: one migrator at a time
@@ -46,15 +50,46 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
         yield session
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision; safe when several processes start at once."""
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+def _config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`; safe when several processes start at once."""
+    cfg = _config()
     with _sqlite_migration_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
+
+
+def head_revision() -> str:
+    return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def prepare_schema(engine: sa.Engine, settings: Settings) -> None:
+    """Migrate at start-up (the embedded default), or insist that `elevate db upgrade` ran."""
+    if settings.auto_migrate:
+        migrate(engine)
+        return
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"the database schema is at revision {current or 'none'}, this elevate needs "
+            f"{head}: run `elevate db upgrade` first"
+        )
 
 
 @contextmanager

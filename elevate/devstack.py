@@ -119,6 +119,13 @@ def start_elevate(
     return spawn([sys.executable, "-m", "elevate", *command], env=env, log=log)
 
 
+def run_elevate(command: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+    """Run an `elevate` command to completion; its output goes to `log`."""
+    proc = start_elevate(command, env, log)
+    if proc.wait(timeout=120) != 0:
+        raise RuntimeError(f"elevate {' '.join(command)} failed; see {log}")
+
+
 def stop(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 10) -> None:
     for proc in reversed(procs):
         if proc.poll() is None:

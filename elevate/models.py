@@ -62,6 +62,10 @@ class AccessRequest(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+    # approved_at: quorum reached (or approval waived); grant_due_at: the later of that and the
+    # requested start. granted_at - grant_due_at is the approve->active latency.
+    approved_at: datetime | None = _ts()
+    grant_due_at: datetime | None = _ts()
     granted_at: datetime | None = _ts()
     revoked_at: datetime | None = _ts()
     decided_by: str | None = Field(default=None, max_length=320)

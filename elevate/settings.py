@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ELEVATE_", extra="ignore")
 
     database_url: str = f"sqlite:///{STATE_DIR}/elevate.db"
+    # The API and the worker upgrade the schema at start-up; with false they only check that
+    # `elevate db upgrade` has run (the compose stack runs it as its own step).
+    auto_migrate: bool = True
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_api_key: str | None = None
@@ -61,6 +64,12 @@ class Settings(BaseSettings):
     # Revoke never gives up; this only spaces its attempts once AWS keeps refusing.
     revoke_retry_max_interval: timedelta = timedelta(minutes=5)
     public_url: str = "http://localhost:8000"
+
+    # The worker serves Prometheus metrics (Temporal SDK's and elevate's) here; 0 turns it off.
+    worker_metrics_port: int = 9464
+    # json: one JSON object per line; plain: for a terminal; auto: plain on a terminal.
+    log_format: Literal["json", "plain", "auto"] = "auto"
+    log_level: str = "INFO"
 
     # Every status change is POSTed here (API.md "Notifications"); signed when a secret is set.
     notify_webhook_url: str | None = None

@@ -10,6 +10,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from elevate.settings import Settings
 
@@ -24,14 +25,23 @@ def workflow_id(request_id: str) -> str:
     return f"access-request-{request_id}"
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         api_key=settings.temporal_api_key,
         tls=settings.temporal_tls or bool(settings.temporal_api_key),
+        runtime=runtime,
     )
+
+
+def metrics_runtime(port: int) -> Runtime | None:
+    """A runtime serving the SDK's metrics, and the meters elevate adds, to Prometheus."""
+    if not port:
+        return None
+    prometheus = PrometheusConfig(bind_address=f"0.0.0.0:{port}", durations_as_seconds=True)
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

@@ -125,7 +125,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
     logs.mkdir()
     key_path = work / "signing-key.pem"
     jwks = ensure_dev_key(key_path)
-    temporal_port, ui_port, moto_port, api_port = (devstack.free_port() for _ in range(4))
+    temporal_port, ui_port, moto_port, api_port, metrics_port = (
+        devstack.free_port() for _ in range(5)
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(
@@ -154,7 +156,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
             "ELEVATE_TASK_QUEUE": "elevate-it",
             "ELEVATE_RECONCILE_INTERVAL": "PT2S",
             "ELEVATE_RECONCILE_PERMISSION_SETS": "ReadOnly,AdministratorAccess",
+            "ELEVATE_WORKER_METRICS_PORT": str(metrics_port),
+            # As in production: a migration step first, the API and worker only check it.
+            "ELEVATE_AUTO_MIGRATE": "false",
         }
+        devstack.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
         s = Stack(f"http://127.0.0.1:{api_port}", org, key_path, env, logs)
         s.temporal_args = (temporal_port, ui_port, work / "temporal.db")
         s.procs["temporal"], s.procs["moto"] = procs[0], procs[1]

@@ -1,17 +1,42 @@
-"""Prometheus metrics read from the projection at scrape time, so every API replica agrees."""
+"""Prometheus metrics read from the projection at scrape time, so every API replica agrees.
+
+Latencies are histograms over every request that has both timestamps; rows are never deleted,
+so the buckets only grow, as Prometheus counters must.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 from sqlmodel import Session, col, func, select
 
 from elevate.contracts import Status
 from elevate.models import AccessRequest, AuditEvent, ReconcileRun
+
+# Seconds: from "a grant takes a second" to "the approver answered the next morning".
+BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400)
+
+
+def histogram(name: str, doc: str, seconds: Iterable[float]) -> HistogramMetricFamily:
+    values = sorted(max(0.0, s) for s in seconds)
+    cumulative = [(str(b), bisect_left(values, b + 1e-12)) for b in BUCKETS]
+    return HistogramMetricFamily(
+        name, doc, buckets=[*cumulative, ("+Inf", len(values))], sum_value=sum(values)
+    )
+
+
+def _durations(session: Session, start: Any, end: Any, *where: Any) -> list[float]:
+    rows = session.exec(select(start, end).where(start.is_not(None), end.is_not(None), *where))
+    return [(b - a).total_seconds() for a, b in rows.all()]
 
 
 class ProjectionCollector(Collector):
@@ -20,33 +45,76 @@ class ProjectionCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         with Session(self._engine) as session:
-            counts = dict(
-                session.exec(
-                    select(AccessRequest.status, func.count()).group_by(AccessRequest.status)
-                ).all()
-            )
-            events = session.exec(select(func.count()).select_from(AuditEvent)).one()
-            last = session.exec(
-                select(ReconcileRun).order_by(col(ReconcileRun.started_at).desc()).limit(1)
-            ).first()
+            yield from self._by_status(session)
+            yield from self._latencies(session)
+            yield from self._reconciler(session)
+
+    def _by_status(self, session: Session) -> Iterator[Any]:
+        counts = dict(
+            session.exec(
+                select(AccessRequest.status, func.count()).group_by(AccessRequest.status)
+            ).all()
+        )
         by_status = GaugeMetricFamily(
             "elevate_requests", "Access requests by status", labels=["status"]
         )
         for status in Status:
             by_status.add_metric([status.value], counts.get(status.value, 0))
         yield by_status
+        events = session.exec(select(func.count()).select_from(AuditEvent)).one()
         yield CounterMetricFamily("elevate_audit_events", "Audit events appended", value=events)
-        if last is not None:
-            yield GaugeMetricFamily(
-                "elevate_reconcile_last_run_timestamp_seconds",
-                "When the last reconciler run finished",
-                value=last.finished_at.timestamp(),
-            )
-            findings = GaugeMetricFamily(
-                "elevate_reconcile_last_run_findings",
-                "Findings of the last reconciler run",
-                labels=["kind"],
-            )
-            for kind in ("orphan", "missing"):
-                findings.add_metric([kind], sum(1 for f in last.findings if f["kind"] == kind))
-            yield findings
+
+    def _latencies(self, session: Session) -> Iterator[Any]:
+        r = AccessRequest
+        created, approved = col(r.created_at), col(r.approved_at)
+        yield histogram(
+            "elevate_approval_wait_seconds",
+            "From the request to its approval (requests that needed one)",
+            _durations(session, created, approved, col(r.approvals_required) > 0),
+        )
+        yield histogram(
+            "elevate_approve_to_active_seconds",
+            "From approval (or the requested start, if later) to access confirmed at AWS",
+            _durations(session, col(r.grant_due_at), col(r.granted_at)),
+        )
+        yield histogram(
+            "elevate_revoke_lag_seconds",
+            "From end_at to access confirmed gone at AWS (requests that ran to their end)",
+            _durations(
+                session, col(r.end_at), col(r.revoked_at), col(r.status) == Status.ENDED.value
+            ),
+        )
+
+    def _reconciler(self, session: Session) -> Iterator[Any]:
+        actions = session.exec(
+            select(AuditEvent.action, func.count())
+            .where(col(AuditEvent.action).like("reconcile_%"))
+            .group_by(AuditEvent.action)
+        ).all()
+        findings = CounterMetricFamily(
+            "elevate_reconcile_findings",
+            "Reconciler findings: orphan (no request covers it) or missing, and what was done",
+            labels=["kind", "outcome"],
+        )
+        for action, count in actions:
+            _, kind, outcome = action.split("_", 2)
+            findings.add_metric([kind, outcome], count)
+        yield findings
+        last = session.exec(
+            select(ReconcileRun).order_by(col(ReconcileRun.started_at).desc()).limit(1)
+        ).first()
+        if last is None:
+            return
+        yield GaugeMetricFamily(
+            "elevate_reconcile_last_run_timestamp_seconds",
+            "When the last reconciler run finished",
+            value=last.finished_at.timestamp(),
+        )
+        by_kind = GaugeMetricFamily(
+            "elevate_reconcile_last_run_findings",
+            "Findings of the last reconciler run",
+            labels=["kind"],
+        )
+        for kind in ("orphan", "missing"):
+            by_kind.add_metric([kind], sum(1 for f in last.findings if f["kind"] == kind))
+        yield by_kind

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.integration.faultproxy import FaultProxy
@@ -36,6 +38,14 @@ def test_throttling_and_server_errors_are_retried_to_the_right_end(
     assert flaky_aws.injected["ThrottlingException"] > 0
     assert flaky_aws.injected["InternalServerException"] > 0
     assert not any(stack.assigned(a, p, u) for u, a, p in TRIPLES)
+    # Every refusal is counted by code on the worker's metrics, those botocore retried too.
+    metrics = httpx.get(f"http://127.0.0.1:{stack.env['ELEVATE_WORKER_METRICS_PORT']}/metrics")
+    throttled = re.findall(
+        r'^elevate_aws_errors\{code="ThrottlingException".*service="sso-admin".*\} (\d+)',
+        metrics.text,
+        re.M,
+    )
+    assert sum(int(n) for n in throttled) > 0, metrics.text[-2000:]
 
 
 def test_temporal_restart_loses_nothing(stack: Stack) -> None:
