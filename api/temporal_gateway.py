@@ -48,7 +48,8 @@ class TemporalGateway:
         except RPCError as err:
             raise Unavailable(f"Temporal is not answering: {err}", "temporal_unavailable") from err
 
-    async def start(self, inp: AccessRequestInput) -> None:
+    async def start(self, inp: AccessRequestInput, memo: dict[str, str | None]) -> None:
+        """Start the request's workflow, indexed for the UI's search; the memo shows the why."""
         client = await self.client()
         attrs = TypedSearchAttributes(
             [
@@ -65,6 +66,7 @@ class TemporalGateway:
                 id=temporal.workflow_id(inp.request_id),
                 task_queue=self._settings.task_queue,
                 search_attributes=attrs,
+                memo=memo,
             )
         except RPCError as err:
             raise Unavailable(

@@ -194,7 +194,8 @@ def create_request(
         approval_timeout=eff.approval_timeout,
     )
     try:
-        anyio.from_thread.run(gateway.start, inp)
+        memo = {"justification": body.justification, "ticket": body.ticket}
+        anyio.from_thread.run(gateway.start, inp, memo)
     except Unavailable:
         _forget(session, row)
         raise

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from elevate import devstack
+from tests.integration.test_lifecycle import request_access, status_of
 from tests.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -63,27 +64,46 @@ def test_reads_work_and_writes_are_503_without_temporal(
 
 
 def test_requests_are_searchable_in_temporal(stack: Stack) -> None:
+    sandbox = stack.org.accounts["sandbox"]
     with stack.client(ALICE) as c:
-        rid = c.post(
+        cancelled = c.post(
             "/v1/requests",
             json={
-                "account_id": stack.org.accounts["sandbox"],
+                "account_id": sandbox,
                 "permission_set": "AdministratorAccess",
                 "duration": "PT1H",
                 "justification": "search me",
+                "ticket": "OPS-7",
             },
         ).json()["id"]
-        c.post(f"/v1/requests/{rid}/cancel")
+        c.post(f"/v1/requests/{cancelled}/cancel")
+    on_sandbox = request_access(stack, "bob@example.com", "sandbox", "ReadOnly", "PT30S")
+    on_staging = request_access(stack, "bob@example.com", "staging", "ReadOnly", "PT30S")
+    wait_for(lambda: status_of(stack, on_sandbox) == status_of(stack, on_staging) == "active")
 
-    async def find() -> list[str]:
+    async def find(query: str) -> set[str]:
         client = await Client.connect(
             stack.env["ELEVATE_TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter
         )
-        query = (
-            "ElevateRequester = 'alice@example.com' AND ElevatePermissionSet = "
-            "'AdministratorAccess' AND ElevateStatus = 'cancelled'"
-        )
-        return [wf.id async for wf in client.list_workflows(query)]
+        return {wf.id async for wf in client.list_workflows(query)}
 
-    found = wait_for(lambda: f"access-request-{rid}" in asyncio.run(find()), 15, 0.5)
+    # The queries the README gives an SRE.
+    active_on_sandbox = f"ElevateStatus = 'active' AND ElevateAccount = '{sandbox}'"
+    found = wait_for(lambda: f"access-request-{on_sandbox}" in asyncio.run(find(active_on_sandbox)))
     assert found
+    assert f"access-request-{on_staging}" not in asyncio.run(find(active_on_sandbox))
+    by_requester = (
+        "ElevateRequester = 'alice@example.com' AND ElevatePermissionSet = "
+        "'AdministratorAccess' AND ElevateStatus = 'cancelled'"
+    )
+    wait_for(lambda: f"access-request-{cancelled}" in asyncio.run(find(by_requester)), 15, 0.5)
+
+    async def memo() -> dict[str, object]:
+        client = await Client.connect(stack.env["ELEVATE_TEMPORAL_ADDRESS"])
+        described = await client.get_workflow_handle(f"access-request-{cancelled}").describe()
+        return await described.memo()
+
+    assert asyncio.run(memo()) == {"justification": "search me", "ticket": "OPS-7"}
+    for rid in (on_sandbox, on_staging):
+        with stack.client(CAROL) as c:
+            c.post(f"/v1/requests/{rid}/revoke", json={"comment": "done"})
