@@ -21,17 +21,16 @@ from temporalio.client import (
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
-from activities.identity_center import IdentityCenterActivities
+from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.store import StoreActivities
 from elevate import aws, temporal
-from elevate.aws import client as aws_client
-from elevate.catalog import Catalog
 from elevate.contracts import ReconcileInput
 from elevate.db import make_engine, prepare_schema
 from elevate.logs import configure as configure_logging
+from elevate.provider import make_provider
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
@@ -47,13 +46,12 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     engine = make_engine(settings.database_url)
     prepare_schema(engine, settings)
     store = StoreActivities(engine)
-    sso = aws_client("sso-admin", settings.aws_region)
-    identity_center = IdentityCenterActivities(sso)
+    provider = make_provider(settings)
+    provider.validate()
+    assignments = AssignmentActivities(provider)
     lease = LeaseActivities(client, settings.task_queue)
     notify = NotifyActivities(engine, settings)
-    reconcile = ReconcileActivities(
-        engine, sso, Catalog(settings), settings.reconcile_permission_sets
-    )
+    reconcile = ReconcileActivities(engine, provider, settings.reconcile_permission_sets)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -67,11 +65,11 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             store.record_approval,
             store.record_event,
             store.record_extension,
-            identity_center.create_assignment,
-            identity_center.wait_assignment_created,
-            identity_center.delete_assignment,
-            identity_center.wait_assignment_deleted,
-            identity_center.verify_assignment,
+            assignments.create_assignment,
+            assignments.wait_assignment_created,
+            assignments.delete_assignment,
+            assignments.wait_assignment_deleted,
+            assignments.verify_assignment,
         ],
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from temporalio import activity
 
-from activities.identity_center import aws_errors
+from activities.assignments import aws_errors
 from elevate.audit import commit_with_event
-from elevate.catalog import Catalog, PermissionSet
+from elevate.catalog import PermissionSet
 from elevate.contracts import Assignment, Finding, ReconcileInput, ReconcileReport, Status
 from elevate.models import AccessRequest, ReconcileRun, StoredPolicy, utcnow
+from elevate.provider import Provider
 
 # A request in these states may hold the assignment; the reconciler leaves it alone.
 COVERING = (Status.GRANTING.value, Status.ACTIVE.value, Status.REVOKING.value)
@@ -20,12 +19,9 @@ Triple = tuple[str, str, str]  # account, permission set ARN, principal id
 
 
 class ReconcileActivities:
-    def __init__(
-        self, engine: sa.Engine, sso_admin: Any, catalog: Catalog, managed: list[str]
-    ) -> None:
+    def __init__(self, engine: sa.Engine, provider: Provider, managed: list[str]) -> None:
         self._engine = engine
-        self._sso = sso_admin
-        self._catalog = catalog
+        self._provider = provider
         self._configured = managed
 
     def managed(self, session: Session, all_sets: list[PermissionSet]) -> list[PermissionSet]:
@@ -44,9 +40,9 @@ class ReconcileActivities:
     def scan(self, inp: ReconcileInput) -> ReconcileReport:
         started = utcnow()
         with aws_errors():
-            instance = self._catalog.instance().arn
-            accounts = self._catalog.accounts(refresh=True)
-            all_sets = self._catalog.permission_sets(refresh=True)
+            scope = self._provider.scope()
+            accounts = self._provider.accounts(refresh=True)
+            all_sets = self._provider.permission_sets(refresh=True)
         with Session(self._engine) as session:
             managed = self.managed(session, all_sets)
             rows = session.exec(
@@ -58,11 +54,13 @@ class ReconcileActivities:
         for account in accounts:
             activity.heartbeat(account.id)
             for pset in managed:
-                for principal in self._holders(instance, account.id, pset.arn):
+                with aws_errors():
+                    holders = self._provider.holders(account.id, pset)
+                for principal in holders:
                     triple = (account.id, pset.arn, principal)
                     present.add(triple)
                     if triple not in covered:
-                        assignment = Assignment(instance, account.id, pset.arn, principal)
+                        assignment = Assignment(scope, account.id, pset.arn, principal)
                         findings.append(Finding("orphan", assignment, pset.name))
         managed_arns = {p.arn for p in managed}
         for r in rows:
@@ -81,18 +79,6 @@ class ReconcileActivities:
         info = activity.info()
         run_id = info.workflow_run_id or info.workflow_id or "manual"
         return ReconcileReport(run_id, inp.mode, started, len(present), findings)
-
-    def _holders(self, instance: str, account_id: str, pset_arn: str) -> list[str]:
-        with aws_errors():
-            pages = self._sso.get_paginator("list_account_assignments").paginate(
-                InstanceArn=instance, AccountId=account_id, PermissionSetArn=pset_arn
-            )
-            return [
-                a["PrincipalId"]
-                for page in pages
-                for a in page["AccountAssignments"]
-                if a["PrincipalType"] == "USER"
-            ]
 
     @activity.defn
     def record_run(self, report: ReconcileReport) -> None:

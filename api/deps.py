@@ -12,7 +12,7 @@ from sqlmodel import Session
 from api.auth import JwksVerifier, User
 from api.errors import NotAllowed, Unauthorized
 from api.temporal_gateway import TemporalGateway
-from elevate.catalog import Catalog
+from elevate.provider import Provider
 from elevate.settings import Settings
 
 
@@ -31,8 +31,8 @@ def _temporal(request: Request) -> TemporalGateway:
     return gateway
 
 
-def _catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
+def _catalog(request: Request) -> Provider:
+    catalog: Provider = request.app.state.catalog
     return catalog
 
 
@@ -51,7 +51,7 @@ def _current_user(
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[Session, Depends(_session)]
 TemporalDep = Annotated[TemporalGateway, Depends(_temporal)]
-CatalogDep = Annotated[Catalog, Depends(_catalog)]
+CatalogDep = Annotated[Provider, Depends(_catalog)]
 CurrentUser = Annotated[User, Depends(_current_user)]
 
 

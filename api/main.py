@@ -15,9 +15,9 @@ from api.routes import audit, catalog, health, metrics, policies, reconcile, req
 from api.routes import settings as settings_routes
 from api.services.metrics import ProjectionCollector
 from api.temporal_gateway import TemporalGateway
-from elevate.catalog import Catalog
 from elevate.db import make_engine, prepare_schema
 from elevate.logs import current_request_id, request_id_from_path
+from elevate.provider import make_provider
 from elevate.settings import Settings, get_settings
 
 MAX_BODY = 1024 * 1024
@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.temporal = TemporalGateway(settings)
-    app.state.catalog = Catalog(settings)
+    app.state.catalog = make_provider(settings)
+    app.state.catalog.validate()  # a bad IAM catalog stops the API here, naming the problem
     app.state.verifier = JwksVerifier(settings)
     errors.install(app)
     app.add_middleware(BodyLimit)

@@ -100,18 +100,12 @@ def token(
 @app.command()
 def assignments(account_id: Annotated[str, typer.Argument(help="12-digit account id")]) -> None:
     """List who holds which permission set on an account, as AWS reports it."""
-    from elevate.aws import client
-    from elevate.catalog import Catalog
+    from elevate.provider import make_provider
 
-    s = get_settings()
-    catalog, sso = Catalog(s), client("sso-admin", s.aws_region)
-    for pset in catalog.permission_sets():
-        pages = sso.get_paginator("list_account_assignments").paginate(
-            InstanceArn=catalog.instance().arn, AccountId=account_id, PermissionSetArn=pset.arn
-        )
-        for page in pages:
-            for a in page["AccountAssignments"]:
-                typer.echo(f"{pset.name}\t{a['PrincipalType']}\t{a['PrincipalId']}")
+    provider = make_provider(get_settings())
+    for pset in provider.permission_sets():
+        for principal in provider.holders(account_id, pset):
+            typer.echo(f"{pset.name}\tUSER\t{principal}")
 
 
 @app.command()

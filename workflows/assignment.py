@@ -8,7 +8,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.identity_center import IdentityCenterActivities
+    from activities.assignments import AssignmentActivities
     from activities.store import StoreActivities
     from elevate.contracts import (
         AssignmentState,
@@ -108,13 +108,13 @@ class AssignmentWorkflow:
 
     async def _grant(self) -> None:
         a = self.state.assignment
-        operation = await aws(IdentityCenterActivities.create_assignment, a)
+        operation = await aws(AssignmentActivities.create_assignment, a)
         if operation is not None:
             await wait_aws(
-                IdentityCenterActivities.wait_assignment_created,
+                AssignmentActivities.wait_assignment_created,
                 WaitInput(a.instance_arn, operation),
             )
-        await aws(IdentityCenterActivities.verify_assignment, VerifyInput(a, True))
+        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, True))
 
     async def _revoke_if_unused(self, request_id: str, quiet: bool) -> None:
         """Retried until AWS confirms the assignment is gone; each failed round is an event."""
@@ -124,13 +124,13 @@ class AssignmentWorkflow:
         backoff = timedelta(seconds=5)
         while True:
             try:
-                operation = await aws(IdentityCenterActivities.delete_assignment, a)
+                operation = await aws(AssignmentActivities.delete_assignment, a)
                 if operation is not None:
                     await wait_aws(
-                        IdentityCenterActivities.wait_assignment_deleted,
+                        AssignmentActivities.wait_assignment_deleted,
                         WaitInput(a.instance_arn, operation),
                     )
-                await aws(IdentityCenterActivities.verify_assignment, VerifyInput(a, False))
+                await aws(AssignmentActivities.verify_assignment, VerifyInput(a, False))
                 self.state.granted = False
                 return
             except ActivityError as err:

@@ -14,8 +14,8 @@ from api.services import policies
 from api.services import settings as settings_service
 from api.services.requests import load_visible, to_resource
 from api.temporal_gateway import TemporalGateway
-from elevate.catalog import Catalog
 from elevate.contracts import Actor, ExtendInput, Status
+from elevate.provider import Provider
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
 
@@ -26,7 +26,7 @@ def extend(
     request_id: str,
     body: ExtendBody,
     settings: Settings,
-    catalog: Catalog,
+    catalog: Provider,
     gateway: TemporalGateway,
 ) -> RequestOut:
     row = load_visible(session, user, request_id)

@@ -14,10 +14,11 @@ from api.errors import Invalid, NotAllowed, NotFound, Unavailable
 from api.pagination import decode, encode
 from elevate import policy
 from elevate.audit import commit_with_event
-from elevate.catalog import Account, Catalog, PermissionSet
+from elevate.catalog import Account, PermissionSet
 from elevate.contracts import Principal
 from elevate.models import StoredPolicy, utcnow
 from elevate.policy_schema import POLICY_KINDS, ApprovalBody, EligibilityBody, SettingsBody, iso
+from elevate.provider import Provider
 from elevate.settings import Settings
 
 
@@ -28,7 +29,7 @@ def _aws(call: Any, *args: Any) -> Any:
         raise Unavailable(f"AWS could not be asked: {err}", "aws_unavailable") from err
 
 
-def _check_references(body: EligibilityBody | ApprovalBody, catalog: Catalog) -> None:
+def _check_references(body: EligibilityBody | ApprovalBody, catalog: Provider) -> None:
     known_accounts = {a.id for a in _aws(catalog.accounts)}
     if unknown := [a for a in body.accounts if a not in known_accounts]:
         known_accounts = {a.id for a in _aws(catalog.accounts, True)}
@@ -69,7 +70,7 @@ def put_policy(
     kind: str,
     name: str,
     body: EligibilityBody | ApprovalBody,
-    catalog: Catalog,
+    catalog: Provider,
 ) -> tuple[dict[str, Any], bool]:
     """Create or replace; returns the resource and whether it was created. No-op if unchanged."""
     _check_references(body, catalog)
@@ -209,10 +210,10 @@ def decide(
 
 
 def my_eligibility(
-    session: Session, user: User, catalog: Catalog, eff: SettingsBody
+    session: Session, user: User, catalog: Provider, eff: SettingsBody
 ) -> list[dict[str, Any]]:
     """Every (account, permission set) the caller may request, with its limits."""
-    if _aws(catalog.user_id, user.username) is None:
+    if _aws(catalog.resolve_principal, user.username) is None:
         return []
     approval_policies = load(session, "approval")
     out = []

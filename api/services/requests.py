@@ -19,7 +19,6 @@ from api.services import policies
 from api.services import settings as settings_service
 from api.temporal_gateway import TemporalGateway
 from elevate import temporal
-from elevate.catalog import Catalog
 from elevate.contracts import (
     AccessRequestInput,
     Actor,
@@ -33,6 +32,7 @@ from elevate.contracts import (
 from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
 from elevate.policy import matches
 from elevate.policy_schema import SettingsBody
+from elevate.provider import Provider
 from elevate.resources import to_resource as to_resource
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
@@ -100,7 +100,10 @@ def _validate(body: RequestCreate, eff: SettingsBody, decision: policies.Decisio
         raise Invalid("a ticket is required for this request", "ticket_required", ["ticket"])
 
 
-def _resolve(catalog: Catalog, body: RequestCreate, username: str) -> tuple[Any, Any, str, str]:
+_USER_KIND = {"identity_center": "IAM Identity Center user", "iam": "IAM user"}
+
+
+def _resolve(catalog: Provider, body: RequestCreate, username: str) -> tuple[Any, Any, str, str]:
     try:
         account = catalog.find_account(body.account_id)
         if account is None:
@@ -116,10 +119,10 @@ def _resolve(catalog: Catalog, body: RequestCreate, username: str) -> tuple[Any,
                 "unknown_permission_set",
                 ["permission_set"],
             )
-        principal_id = catalog.user_id(username)
+        principal_id = catalog.resolve_principal(username)
         if principal_id is None:
-            raise Invalid(f"{username} has no IAM Identity Center user", "unknown_principal")
-        instance_arn = catalog.instance().arn
+            raise Invalid(f"{username} has no {_USER_KIND[catalog.kind]}", "unknown_principal")
+        instance_arn = catalog.scope()
     except (ClientError, BotoCoreError, LookupError) as err:
         raise Unavailable(f"AWS could not be asked: {err}", "aws_unavailable") from err
     return account, pset, principal_id, instance_arn
@@ -138,7 +141,7 @@ def create_request(
     body: RequestCreate,
     idempotency_key: str | None,
     settings: Settings,
-    catalog: Catalog,
+    catalog: Provider,
     gateway: TemporalGateway,
 ) -> RequestOut:
     existing = _idempotent_hit(session, user, idempotency_key)

@@ -1,4 +1,4 @@
-"""IdentityCenterActivities on a stubbed sso-admin client: what AWS says, what Temporal sees."""
+"""AssignmentActivities on a stubbed sso-admin client: what AWS says, what Temporal sees."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from botocore.stub import Stubber
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.identity_center import IdentityCenterActivities
+from activities.assignments import AssignmentActivities
 from elevate.contracts import Assignment, VerifyInput, WaitInput
+from elevate.identity_center import IdentityCenterProvider
+from elevate.settings import Settings
 
 INSTANCE = "arn:aws:sso:::instance/ssoins-1111222233334444"
 ACCOUNT = "111122223333"
@@ -49,8 +51,8 @@ def stub(sso: Any) -> Iterator[Stubber]:
 
 
 @pytest.fixture
-def ic(sso: Any) -> IdentityCenterActivities:
-    return IdentityCenterActivities(sso, poll_interval=0)
+def ic(sso: Any) -> AssignmentActivities:
+    return AssignmentActivities(IdentityCenterProvider(Settings(), sso), poll_interval=0)
 
 
 @pytest.fixture

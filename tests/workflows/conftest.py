@@ -16,12 +16,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.identity_center import IdentityCenterActivities
+from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.store import StoreActivities
 from elevate.aws import client
 from elevate.contracts import AccessRequestInput, Assignment, Principal
+from elevate.identity_center import IdentityCenterProvider
 from elevate.models import AccessRequest
 from elevate.seed import DemoOrg, seed_demo
 from elevate.settings import Settings
@@ -54,9 +55,14 @@ def sso(org: DemoOrg) -> object:
     return client("sso-admin", "us-east-1")
 
 
+def provider_for(sso: object) -> IdentityCenterProvider:
+    """The Identity Center provider over the given sso-admin client (moto, or a wrapper)."""
+    return IdentityCenterProvider(Settings(), sso)
+
+
 def activities_of(
     engine: sa.Engine,
-    identity_center: IdentityCenterActivities,
+    identity_center: AssignmentActivities,
     client: Client,
     settings: Settings | None = None,
 ) -> list[object]:
@@ -81,15 +87,15 @@ def activities_of(
 
 @pytest.fixture
 async def worker_for(env: WorkflowEnvironment, engine: sa.Engine, sso: object):
-    """Start a worker with the given IdentityCenterActivities (default: against moto)."""
+    """Start a worker with the given AssignmentActivities (default: against moto)."""
     executor = ThreadPoolExecutor(max_workers=8)
     workers: list[Worker] = []
 
     def make(
-        identity_center: IdentityCenterActivities | None = None,
+        identity_center: AssignmentActivities | None = None,
         settings: Settings | None = None,
     ) -> Worker:
-        ic = identity_center or IdentityCenterActivities(sso, poll_interval=0.01)
+        ic = identity_center or AssignmentActivities(provider_for(sso), poll_interval=0.01)
         w = Worker(
             env.client,
             task_queue=TASK_QUEUE,

@@ -15,10 +15,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.identity_center import IdentityCenterActivities
+from activities.assignments import AssignmentActivities
 from elevate.contracts import Actor, Assignment, CancelInput
 from elevate.models import AuditEvent
-from tests.workflows.conftest import TASK_QUEUE, new_request
+from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
 from tests.workflows.test_lifecycle import actions, assigned, row
 from workflows.access_request import AccessRequestWorkflow
 
@@ -26,11 +26,11 @@ T = TypeVar("T")
 REFUSAL = "Received a 404 status error: Not supported account"
 
 
-class HeldCreate(IdentityCenterActivities):
+class HeldCreate(AssignmentActivities):
     """Holds the create at the door until the test lets it go, then creates it for real."""
 
     def __init__(self, sso: Any) -> None:
-        super().__init__(sso, poll_interval=0.01)
+        super().__init__(provider_for(sso), poll_interval=0.01)
         self.started, self.go = threading.Event(), threading.Event()
         self.operations: list[str | None] = []
 
@@ -44,11 +44,11 @@ class HeldCreate(IdentityCenterActivities):
         return operation
 
 
-class DeniedDeletes(IdentityCenterActivities):
+class DeniedDeletes(AssignmentActivities):
     """The first deletes are refused as AWS refuses a caller without permission."""
 
     def __init__(self, sso: Any, refusals: int) -> None:
-        super().__init__(sso, poll_interval=0.01)
+        super().__init__(provider_for(sso), poll_interval=0.01)
         self.refusals = refusals
         self.calls = 0
 
@@ -170,7 +170,7 @@ async def test_grant_refused_by_aws_fails_and_leaves_nothing(env, engine, org, s
         engine, org, approvals_required=0, account="sandbox", username="carol@example.com"
     )
     aws = RefusingStatus(sso)
-    async with worker_for(IdentityCenterActivities(aws, poll_interval=0.01)):
+    async with worker_for(AssignmentActivities(provider_for(aws), poll_interval=0.01)):
         handle = await start(env, inp)
         assert await finished(handle.result()) == "failed"
     assert len(aws.refused) == 1  # permanent: asked once, not retried

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from temporalio import activity
 
-from activities.identity_center import IdentityCenterActivities
+from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from elevate.contracts import Actor, Assignment, DecisionInput, LeaseInput, assignment_workflow_id
-from tests.workflows.conftest import TASK_QUEUE, new_request
+from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
 from tests.workflows.test_lifecycle import assigned, row
 from workflows.access_request import AccessRequestWorkflow
 
@@ -70,11 +70,11 @@ async def test_later_request_ending_first_keeps_the_earlier(env, engine, org, ss
     assert not assigned(sso, a)
 
 
-class SlowDelete(IdentityCenterActivities):
+class SlowDelete(AssignmentActivities):
     """Holds every delete until the test lets it go, so a grant can arrive mid-revoke."""
 
     def __init__(self, sso, started: threading.Event, go: threading.Event) -> None:
-        super().__init__(sso, poll_interval=0.01)
+        super().__init__(provider_for(sso), poll_interval=0.01)
         self.started, self.go = started, go
 
     @activity.defn(name="delete_assignment")

@@ -1,0 +1,83 @@
+"""Grant, revoke and read back one assignment, through whichever provider the worker runs.
+
+Each activity is idempotent: check, act, read back. Activity names are part of recorded
+histories: keep them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import ClientError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from elevate.aws import NETWORK_ERRORS, ErrorKind, classify, error_code, error_message
+from elevate.contracts import Assignment, VerifyInput, WaitInput
+from elevate.provider import Operation, Provider
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn AWS errors into Temporal's terms: permanent ones must not be retried."""
+    try:
+        yield
+    except ClientError as err:
+        permanent = classify(err) is ErrorKind.PERMANENT
+        raise ApplicationError(
+            error_message(err), type=error_code(err), non_retryable=permanent
+        ) from err
+    except NETWORK_ERRORS as err:
+        raise ApplicationError(str(err), type="NetworkError") from err
+
+
+class AssignmentActivities:
+    def __init__(self, provider: Provider, poll_interval: float = 1.0) -> None:
+        self._provider = provider
+        self._poll_interval = poll_interval
+
+    @activity.defn
+    def create_assignment(self, a: Assignment) -> str | None:
+        """Start granting; None when there is nothing to wait for (done, or already under way)."""
+        with aws_errors():
+            return self._provider.start_grant(a)
+
+    @activity.defn
+    def delete_assignment(self, a: Assignment) -> str | None:
+        """Start revoking; None when it is already gone (or a deletion is under way)."""
+        with aws_errors():
+            return self._provider.start_revoke(a)
+
+    @activity.defn
+    def wait_assignment_created(self, inp: WaitInput) -> None:
+        self._wait(lambda: self._provider.grant_status(inp.instance_arn, inp.operation_id))
+
+    @activity.defn
+    def wait_assignment_deleted(self, inp: WaitInput) -> None:
+        self._wait(lambda: self._provider.revoke_status(inp.instance_arn, inp.operation_id))
+
+    def _wait(self, describe: Callable[[], Operation]) -> None:
+        """Poll until the operation leaves IN_PROGRESS; FAILED is permanent, with AWS's reason."""
+        while True:
+            with aws_errors():
+                status = describe()
+            if status.status == "SUCCEEDED":
+                return
+            if status.status == "FAILED":
+                reason = status.reason or "no reason given"
+                raise ApplicationError(reason, type="AssignmentFailed", non_retryable=True)
+            activity.heartbeat(status.status)
+            time.sleep(self._poll_interval)
+
+    @activity.defn
+    def verify_assignment(self, inp: VerifyInput) -> None:
+        """Read the assignment back; a mismatch is retried (AWS is eventually consistent)."""
+        with aws_errors():
+            holds = self._provider.holds(inp.assignment)
+        if holds != inp.present:
+            want = "present" if inp.present else "gone"
+            raise ApplicationError(
+                f"assignment read back is not {want} yet", type="AssignmentMismatch"
+            )
