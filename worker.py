@@ -30,7 +30,7 @@ from elevate import aws, temporal
 from elevate.contracts import ReconcileInput
 from elevate.db import make_engine, prepare_schema
 from elevate.logs import configure as configure_logging
-from elevate.provider import make_provider
+from elevate.provider import Provider, make_provider
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
@@ -42,12 +42,12 @@ log = logging.getLogger("elevate.worker")
 MAX_CONCURRENT_ACTIVITIES = 16
 
 
-def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, executor: ThreadPoolExecutor, provider: Provider
+) -> Worker:
     engine = make_engine(settings.database_url)
     prepare_schema(engine, settings)
     store = StoreActivities(engine)
-    provider = make_provider(settings)
-    provider.validate()
     assignments = AssignmentActivities(provider)
     lease = LeaseActivities(client, settings.task_queue)
     notify = NotifyActivities(engine, settings)
@@ -118,6 +118,8 @@ def count_aws_errors(runtime: Runtime) -> None:
 
 async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    provider = make_provider(settings)
+    provider.validate()  # a catalog naming what AWS lacks stops the worker before it polls
     runtime = temporal.metrics_runtime(settings.worker_metrics_port)
     if runtime is not None:
         count_aws_errors(runtime)
@@ -126,7 +128,7 @@ async def run(settings: Settings | None = None) -> None:
     await temporal.register_search_attributes(client, settings.temporal_namespace)
     await ensure_reconcile_schedule(client, settings)
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
-        worker = build_worker(client, settings, executor)
+        worker = build_worker(client, settings, executor, provider)
         log.info(
             "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
         )

@@ -7,12 +7,22 @@ import os
 import signal
 import subprocess
 import time
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from elevate.policy_cli import app as policy_app
 from elevate.settings import STATE_DIR, get_settings
+
+if TYPE_CHECKING:
+    from elevate.seed import DemoOrg
+
+
+class ProviderName(StrEnum):
+    identity_center = "identity_center"
+    iam = "iam"
+
 
 app = typer.Typer(help="Temporary elevated access for AWS.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
@@ -31,6 +41,7 @@ def api(
     from elevate.logs import configure
 
     configure(get_settings())
+    _check_provider()
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_config=None)
 
 
@@ -41,6 +52,7 @@ def worker() -> None:
     from elevate.logs import configure
 
     configure(get_settings())
+    _check_provider()
     asyncio.run(worker_module.run())
 
 
@@ -116,6 +128,9 @@ def dev(
     moto_port: Annotated[
         int, typer.Option(help="port of the moto server standing in for AWS")
     ] = 5000,
+    provider: Annotated[
+        ProviderName, typer.Option(help="grant through IAM Identity Center or plain IAM")
+    ] = ProviderName.identity_center,
 ) -> None:
     """Run everything on this machine: Temporal dev server, emulated AWS, API and worker."""
     from elevate import devstack
@@ -146,11 +161,10 @@ def dev(
         procs.append(devstack.start_moto(moto_port, logs / "moto.log"))
         aws = devstack.aws_env(moto_port)
         os.environ.update(aws)
-        from elevate.seed import seed_demo
-
-        org = seed_demo()
+        org, provider_env = _seed(provider)
         env = {
             **aws,
+            **provider_env,
             "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
             "ELEVATE_AUTH_JWKS_URL": str(jwks.resolve()),
             "ELEVATE_AUTO_MIGRATE": "false",
@@ -165,11 +179,37 @@ def dev(
         )
         base = f"http://127.0.0.1:{api_port}"
         devstack.wait_until(lambda: devstack.http_ok(f"{base}/readyz"), "the API", 60, procs[-1])
-        typer.echo(walkthrough(base, org, ui_port, logs))
+        typer.echo(walkthrough(base, org, ui_port, logs, provider_env))
         _wait_for_signal(procs)
     finally:
         typer.echo("stopping the dev stack")
         devstack.stop(procs)
+
+
+def _check_provider() -> None:
+    """Refuse to start on a provider configuration AWS contradicts, saying what is wrong."""
+    from elevate.iam import CatalogError
+    from elevate.provider import make_provider
+
+    try:
+        make_provider(get_settings()).validate()
+    except CatalogError as err:
+        typer.echo(f"elevate: {err}", err=True)
+        raise typer.Exit(2) from err
+
+
+def _seed(provider: ProviderName) -> tuple[DemoOrg, dict[str, str]]:
+    """Seed emulated AWS for the provider; the environment the API and worker need for it."""
+    if provider is ProviderName.iam:
+        from elevate.seed_iam import seed_iam_demo
+
+        catalog = (STATE_DIR / "iam-catalog.yaml").resolve()
+        org = seed_iam_demo(catalog)
+        typer.echo(f"IAM catalog written to {catalog}")
+        return org, {"ELEVATE_PROVIDER": "iam", "ELEVATE_IAM_CATALOG": str(catalog)}
+    from elevate.seed import seed_demo
+
+    return seed_demo(), {}
 
 
 def _wait_for_signal(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -73,7 +73,11 @@ class Provider(Protocol):
 
 
 def make_provider(settings: Settings) -> Provider:
-    """The provider the settings name, for the API and the worker alike."""
+    """The provider ELEVATE_PROVIDER names, for the API and the worker alike."""
+    if settings.provider == "iam":
+        from elevate.iam import IamProvider
+
+        return IamProvider.from_settings(settings)
     from elevate.identity_center import IdentityCenterProvider
 
     return IdentityCenterProvider(settings)

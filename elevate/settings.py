@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     ticket_required: bool = False
     comment_required: bool = False
 
+    # Where access is granted: IAM Identity Center, or plain IAM described by a catalog file.
+    provider: Literal["identity_center", "iam"] = "identity_center"
+    iam_catalog: Path | None = None
     sso_instance_arn: str | None = None
     aws_region: str = Field(default="us-east-1")
     catalog_ttl_seconds: int = 60

@@ -22,13 +22,17 @@ def _token(user: str) -> str:
     )
 
 
-def walkthrough(base: str, org: DemoOrg, ui_port: int, logs: Path) -> str:
+def walkthrough(
+    base: str, org: DemoOrg, ui_port: int, logs: Path, provider_env: dict[str, str]
+) -> str:
     prod = org.accounts["prod"]
+    env = " ".join(f"{k}={v}" for k, v in provider_env.items())
     return f"""
 elevate is running.
   API          {base}   (OpenAPI docs: {base}/docs)
   Temporal UI  http://localhost:{ui_port}
   logs         {logs}/
+  provider     {provider_env.get("ELEVATE_PROVIDER", "identity_center")}
   accounts     {", ".join(f"{n}={i}" for n, i in org.accounts.items())}
   permission sets: {", ".join(org.permission_sets)}
 
@@ -47,7 +51,7 @@ Walkthrough (alice requests, carol approves, the access ends after 15 minutes):
   curl -s -X POST {base}/v1/requests/$ID/approve -H "Authorization: Bearer $CAROL" \\
        -H 'Content-Type: application/json' -d '{{"comment": "ok"}}'
   curl -s {base}/v1/requests/$ID -H "Authorization: Bearer $ALICE"      # status: active, events
-  AWS_ENDPOINT_URL=http://127.0.0.1:{_moto_port()} elevate assignments {prod}   # what AWS holds
+  {env} AWS_ENDPOINT_URL=http://127.0.0.1:{_moto_port()} elevate assignments {prod}   # what AWS holds
   curl -s -X POST {base}/v1/requests/$ID/revoke -H "Authorization: Bearer $ALICE"   # or wait
 
 Press Ctrl-C to stop everything this command started.

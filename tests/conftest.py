@@ -5,24 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from elevate.db import make_engine, migrate
+from tests.databases import fresh_database
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-# ELEVATE_TEST_DATABASE=postgresql runs the suite on the local PostgreSQL server instead.
-PG_ADMIN_URL = os.environ.get(
-    "ELEVATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 def tool(name: str) -> str:
@@ -32,24 +26,6 @@ def tool(name: str) -> str:
     if not found:
         pytest.fail(f"{name} is not installed: pip install -e '.[test]'")
     return found
-
-
-@contextmanager
-def fresh_database(tmp: Path) -> Iterator[str]:
-    """The URL of a new, empty database: a SQLite file, or one on the PostgreSQL server."""
-    if os.environ.get("ELEVATE_TEST_DATABASE", "sqlite") != "postgresql":
-        yield f"sqlite:///{tmp / 'elevate.db'}"
-        return
-    name = f"elevate_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -66,4 +42,5 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
-from tests.stack import stack  # noqa: E402,F401  (session fixture: the real stack over HTTP)
+# Session fixtures: the real stack over HTTP, per provider.
+from tests.stack import any_stack, iam_stack, stack  # noqa: E402,F401

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ import pytest
 from elevate import devstack
 from elevate.aws import client
 from elevate.devkeys import KID, ensure_dev_key, mint_token
+from elevate.iam import IamPermissionSet
 from elevate.seed import USERS, DemoOrg, seed_demo
+from elevate.seed_iam import ACCOUNTS as IAM_ACCOUNTS
+from elevate.seed_iam import PERMISSION_SETS as IAM_PERMISSION_SETS
+from elevate.seed_iam import seed_iam_demo
+from tests.databases import fresh_database
 
 ISSUER = "https://idp.test.example"
 AUDIENCE = "elevate-tests"
@@ -33,6 +39,7 @@ class Stack:
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     temporal_args: tuple[int, int, Path] = (0, 0, Path())
+    provider: str = "identity_center"
 
     def token(self, user: str, groups: list[str] | None = None, **kw: Any) -> str:
         return mint_token(
@@ -56,7 +63,27 @@ class Stack:
             "sso-admin", region_name="us-east-1", endpoint_url=self.env["AWS_ENDPOINT_URL"]
         )
 
+    def iam(self, account: str) -> Any:
+        """An IAM client in the account, as the IAM provider's worker reaches it."""
+        entry = next(a for a in IAM_ACCOUNTS if a.name == account)
+        kw: dict[str, Any] = {}
+        if entry.role_arn:
+            sts = boto3.client("sts", region_name="us-east-1", endpoint_url=self.endpoint)
+            creds = sts.assume_role(RoleArn=entry.role_arn, RoleSessionName="tests")
+            kw = {
+                "aws_access_key_id": creds["Credentials"]["AccessKeyId"],
+                "aws_secret_access_key": creds["Credentials"]["SecretAccessKey"],
+                "aws_session_token": creds["Credentials"]["SessionToken"],
+            }
+        return boto3.client("iam", region_name="us-east-1", endpoint_url=self.endpoint, **kw)
+
+    @property
+    def endpoint(self) -> str:
+        return self.env["AWS_ENDPOINT_URL"]
+
     def assigned(self, account: str, permission_set: str, user: str) -> bool:
+        if self.provider == "iam":
+            return _iam_holds(self.iam(account), permission_set, user)
         found = self.sso().list_account_assignments(
             InstanceArn=self.org.instance_arn,
             AccountId=self.org.accounts[account],
@@ -66,6 +93,9 @@ class Stack:
 
     def assign_directly(self, account: str, permission_set: str, user: str) -> None:
         """An assignment made behind elevate's back, as an admin in the AWS console would."""
+        if self.provider == "iam":
+            _iam_change(self.iam(account), permission_set, user, grant=True)
+            return
         self.sso().create_account_assignment(
             InstanceArn=self.org.instance_arn,
             TargetId=self.org.accounts[account],
@@ -76,6 +106,9 @@ class Stack:
         )
 
     def unassign_directly(self, account: str, permission_set: str, user: str) -> None:
+        if self.provider == "iam":
+            _iam_change(self.iam(account), permission_set, user, grant=False)
+            return
         self.sso().delete_account_assignment(
             InstanceArn=self.org.instance_arn,
             TargetId=self.org.accounts[account],
@@ -106,6 +139,30 @@ class Stack:
         proc.wait()
 
 
+def _iam_entry(permission_set: str) -> IamPermissionSet:
+    return next(p for p in IAM_PERMISSION_SETS if p.name == permission_set)
+
+
+def _iam_holds(iam: Any, permission_set: str, user: str) -> bool:
+    entry = _iam_entry(permission_set)
+    if entry.group:
+        return any(
+            g["GroupName"] == entry.group for g in iam.list_groups_for_user(UserName=user)["Groups"]
+        )
+    attached = iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]
+    return any(p["PolicyArn"] == entry.policy_arn for p in attached)
+
+
+def _iam_change(iam: Any, permission_set: str, user: str, grant: bool) -> None:
+    entry = _iam_entry(permission_set)
+    if entry.group:
+        change = iam.add_user_to_group if grant else iam.remove_user_from_group
+        change(GroupName=entry.group, UserName=user)
+    else:
+        change = iam.attach_user_policy if grant else iam.detach_user_policy
+        change(PolicyArn=entry.policy_arn, UserName=user)
+
+
 def wait_for(check: Any, timeout: float = 30, interval: float = 0.2) -> Any:
     """Poll until `check()` is truthy; returns its value, or fails the test with the last one."""
     deadline = time.monotonic() + timeout
@@ -118,9 +175,10 @@ def wait_for(check: Any, timeout: float = 30, interval: float = 0.2) -> Any:
     pytest.fail(f"condition not met within {timeout}s (last value: {value!r})")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Stack]:
-    work = tmp_path_factory.mktemp("stack")
+@contextmanager
+def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stack]:
+    """Temporal dev server, moto, the worker and the API, each its own process, seeded with
+    the demo for `provider`."""
     logs = work / "logs"
     logs.mkdir()
     key_path = work / "signing-key.pem"
@@ -140,7 +198,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
         saved = {k: os.environ.get(k) for k in aws}
         os.environ.update(aws)
         try:
-            org = seed_demo()
+            org, provider_env = _seed(provider, work)
         finally:
             client.cache_clear()  # the cached clients point at this moto; forget them
             for k, v in saved.items():
@@ -159,9 +217,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
             "ELEVATE_WORKER_METRICS_PORT": str(metrics_port),
             # As in production: a migration step first, the API and worker only check it.
             "ELEVATE_AUTO_MIGRATE": "false",
+            **provider_env,
         }
         devstack.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
-        s = Stack(f"http://127.0.0.1:{api_port}", org, key_path, env, logs)
+        s = Stack(f"http://127.0.0.1:{api_port}", org, key_path, env, logs, provider=provider)
         s.temporal_args = (temporal_port, ui_port, work / "temporal.db")
         s.procs["temporal"], s.procs["moto"] = procs[0], procs[1]
         s.start_worker()
@@ -185,4 +244,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
                 print(f"--- {log.name} (tail) ---\n{tail}")  # noqa: T201 - shown on failure
 
 
-__all__ = ["KID", "Stack", "stack", "wait_for"]
+def _seed(provider: str, work: Path) -> tuple[DemoOrg, dict[str, str]]:
+    if provider == "iam":
+        catalog = work / "iam-catalog.yaml"
+        org = seed_iam_demo(catalog)
+        return org, {"ELEVATE_PROVIDER": "iam", "ELEVATE_IAM_CATALOG": str(catalog)}
+    return seed_demo(), {}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Stack]:
+    """The Identity Center stack, on the session's database."""
+    with running_stack(tmp_path_factory.mktemp("stack"), database_url, "identity_center") as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def iam_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The IAM-provider stack, on a database of its own."""
+    work = tmp_path_factory.mktemp("iam-stack")
+    with fresh_database(work) as url, running_stack(work, url, "iam") as s:
+        yield s
+
+
+@pytest.fixture(params=["identity_center", "iam"])
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    """Runs a test once per provider."""
+    name = "stack" if request.param == "identity_center" else "iam_stack"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+__all__ = ["KID", "Stack", "any_stack", "iam_stack", "stack", "wait_for"]

@@ -24,7 +24,7 @@ from elevate.db import (
 )
 from elevate.models import AccessRequest
 from elevate.settings import Settings
-from tests.conftest import fresh_database
+from tests.databases import fresh_database
 
 
 @pytest.mark.parametrize("attempt", range(3))

@@ -43,7 +43,8 @@ def status_of(stack: Stack, rid: str) -> str:
         return str(c.get(f"/v1/requests/{rid}").json()["status"])
 
 
-def test_grant_is_visible_at_aws_while_active_and_gone_after(stack: Stack) -> None:
+def test_grant_is_visible_at_aws_while_active_and_gone_after(any_stack: Stack) -> None:
+    stack = any_stack
     rid = request_access(stack, ALICE, "prod", "AdministratorAccess", "PT4S")
     wait_for(lambda: status_of(stack, rid) == "active", 20, 0.05)
     assert stack.assigned("prod", "AdministratorAccess", ALICE)
@@ -65,7 +66,8 @@ def test_grant_is_visible_at_aws_while_active_and_gone_after(stack: Stack) -> No
     assert detail["revoked_by"] is None
 
 
-def test_early_revoke_by_an_approver_removes_access(stack: Stack) -> None:
+def test_early_revoke_by_an_approver_removes_access(any_stack: Stack) -> None:
+    stack = any_stack
     rid = request_access(stack, BOB, "prod", "ReadOnly", "PT1H")
     wait_for(lambda: status_of(stack, rid) == "active", 20, 0.05)
     assert stack.assigned("prod", "ReadOnly", BOB)
@@ -76,6 +78,18 @@ def test_early_revoke_by_an_approver_removes_access(stack: Stack) -> None:
     assert not stack.assigned("prod", "ReadOnly", BOB)
     with stack.client(BOB) as c:
         assert c.get(f"/v1/requests/{rid}").json()["revoked_by"] == CAROL
+
+
+def test_overlapping_requests_keep_access_until_the_last_ends(any_stack: Stack) -> None:
+    stack = any_stack
+    short = request_access(stack, BOB, "staging", "ReadOnly", "PT3S")
+    long = request_access(stack, BOB, "staging", "ReadOnly", "PT9S")
+    wait_for(lambda: status_of(stack, short) == status_of(stack, long) == "active", 20, 0.05)
+    wait_for(lambda: status_of(stack, short) == "ended", 30, 0.1)
+    assert stack.assigned("staging", "ReadOnly", BOB)  # the longer request still covers it
+    assert status_of(stack, long) == "active"
+    wait_for(lambda: status_of(stack, long) == "ended", 30, 0.1)
+    assert not stack.assigned("staging", "ReadOnly", BOB)
 
 
 def test_worker_killed_while_active_still_ends_and_revokes(stack: Stack) -> None:
