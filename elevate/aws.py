@@ -19,7 +19,7 @@ from botocore.exceptions import (
 
 # botocore's own retry (standard mode: exponential backoff with jitter) absorbs short bursts of
 # throttling; what outlasts it is retried by Temporal with its own, longer backoff.
-_CONFIG = Config(
+CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
     connect_timeout=5,
     read_timeout=20,
@@ -39,7 +39,7 @@ def on_error(sink: ErrorSink) -> None:
 @cache
 def client(service: str, region: str) -> Any:
     """A boto3 client; building one is expensive, so each process keeps one per service."""
-    made = boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+    made = boto3.session.Session().client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
     watch_errors(made, service)
     return made
 

@@ -188,7 +188,7 @@ def dev(
 
 def _check_provider() -> None:
     """Refuse to start on a provider configuration AWS contradicts, saying what is wrong."""
-    from elevate.iam import CatalogError
+    from elevate.iam_catalog import CatalogError
     from elevate.provider import make_provider
 
     try:

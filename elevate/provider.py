@@ -75,7 +75,7 @@ class Provider(Protocol):
 def make_provider(settings: Settings) -> Provider:
     """The provider ELEVATE_PROVIDER names, for the API and the worker alike."""
     if settings.provider == "iam":
-        from elevate.iam import IamProvider
+        from elevate.iam_provider import IamProvider
 
         return IamProvider.from_settings(settings)
     from elevate.identity_center import IdentityCenterProvider

@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from elevate.iam import AssumedClients, IamAccount, IamCatalog, IamPermissionSet
+from elevate.iam_catalog import IamAccount, IamCatalog, IamPermissionSet
+from elevate.iam_provider import AssumedClients
 from elevate.seed import USERS, DemoOrg
 
 OWN_ACCOUNT = "123456789012"  # moto's default account: the worker's own credentials

@@ -19,7 +19,7 @@ import pytest
 from elevate import devstack
 from elevate.aws import client
 from elevate.devkeys import KID, ensure_dev_key, mint_token
-from elevate.iam import IamPermissionSet
+from elevate.iam_catalog import IamPermissionSet
 from elevate.seed import USERS, DemoOrg, seed_demo
 from elevate.seed_iam import ACCOUNTS as IAM_ACCOUNTS
 from elevate.seed_iam import PERMISSION_SETS as IAM_PERMISSION_SETS
