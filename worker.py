@@ -59,6 +59,7 @@ def build_worker(
         activities=[
             lease.send_lease,
             notify.send_notification,
+            notify.send_slack_notification,
             reconcile.scan,
             reconcile.record_run,
             store.record_status,

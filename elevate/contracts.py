@@ -66,6 +66,10 @@ class Assignment:
     principal_type: str = "USER"
 
 
+# How long before end_at `ending_soon` is sent, unless the settings say otherwise.
+ENDING_SOON_LEAD = timedelta(minutes=15)
+
+
 @dataclass
 class AccessRequestInput:
     request_id: str
@@ -77,6 +81,8 @@ class AccessRequestInput:
     approvers: list[Principal]
     approvals_required: int
     approval_timeout: timedelta
+    # Defaulted: inputs recorded before it existed still decode.
+    ending_soon_lead: timedelta = ENDING_SOON_LEAD
 
 
 @dataclass
@@ -120,11 +126,13 @@ class StatusChange:
 
 @dataclass
 class Notification:
-    """One webhook delivery: the event's name and an id receivers dedupe retries by."""
+    """One event for every channel: its name and an id receivers dedupe retries by."""
 
     request_id: str
     event: str
     event_id: str
+    # ending_soon: the end it announces (the projection may not show an extension's yet).
+    end_at: datetime | None = None
 
 
 @dataclass

@@ -10,11 +10,14 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from elevate.contracts import ENDING_SOON_LEAD
+
 STATE_DIR = Path(".elevate")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ELEVATE_", extra="ignore")
+    # Empty variables count as unset (compose passes `${VAR:-}` through as "").
+    model_config = SettingsConfigDict(env_prefix="ELEVATE_", extra="ignore", env_ignore_empty=True)
 
     database_url: str = f"sqlite:///{STATE_DIR}/elevate.db"
     # The API and the worker upgrade the schema at start-up; with false they only check that
@@ -77,6 +80,10 @@ class Settings(BaseSettings):
     # Every status change is POSTed here (API.md "Notifications"); signed when a secret is set.
     notify_webhook_url: str | None = None
     notify_webhook_secret: str | None = None
+    # A Slack incoming webhook gets the same events as readable messages. The URL is a secret.
+    slack_webhook_url: str | None = None
+    # `ending_soon` goes out this long before end_at (an end nearer than this gets none); 0: never.
+    notify_ending_soon_lead: timedelta = ENDING_SOON_LEAD
 
 
 @lru_cache

@@ -1,4 +1,4 @@
-"""A local webhook receiver: records what it is sent, answers with a chosen status."""
+"""A local webhook (or Slack) receiver: records what it is sent, answers with a chosen status."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ class Sink:
     def events(self) -> list[str]:
         return [d.json["event"] for d in self.received]
 
+    def texts(self) -> list[str]:
+        """What a Slack receiver shows in its notifications."""
+        return [d.json["text"] for d in self.received]
+
 
 @contextmanager
 def webhook_sink(status: int = 204) -> Iterator[Sink]:
@@ -48,7 +52,8 @@ def webhook_sink(status: int = 204) -> Iterator[Sink]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     sink.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll keeps shutdown() quick (the default, 0.5 s, is paid by every test).
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield sink

@@ -11,7 +11,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.lease import LeaseActivities
-    from activities.notify import NotifyActivities
     from activities.store import StoreActivities
     from elevate import temporal as ta
     from elevate.contracts import (
@@ -24,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
         ExtensionChange,
         LeaseInput,
         LeaseResult,
-        Notification,
         RevokeInput,
         Status,
         StatusChange,
@@ -32,26 +30,12 @@ with workflow.unsafe.imports_passed_through():
     from elevate.policy import matches
     from workflows.assignment import LEASE_RESULT
     from workflows.extension import PendingExtension
-    from workflows.options import message, notify, store
+    from workflows.notices import Notices
+    from workflows.options import message, store
 
 SYSTEM = "elevate"
 _CANCELLABLE = (Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING)
 _REVOCABLE = (Status.SCHEDULED, Status.GRANTING, Status.ACTIVE)
-# Statuses whose webhook event (API.md "Notifications") has the status's name.
-_NOTIFIED = frozenset(
-    {
-        Status.PENDING_APPROVAL,
-        Status.REJECTED,
-        Status.EXPIRED,
-        Status.CANCELLED,
-        Status.ACTIVE,
-        Status.ENDED,
-        Status.REVOKED,
-        Status.FAILED,
-    }
-)
-NOTIFY_PATCH = "notify-webhook"
-_NOTIFY_GRACE = timedelta(minutes=1)  # how long a finished request waits for its webhooks
 
 
 def _conflict(message: str) -> ApplicationError:
@@ -89,7 +73,7 @@ class AccessRequestWorkflow:
         self._extension: PendingExtension | None = None
         self._end_version = 0  # bumped when an extension moves end_at
         self._ending = False  # end_at has passed: no more extensions
-        self._notices: list[workflow.ActivityHandle[None]] = []
+        self._notices = Notices(inp.request_id, inp.ending_soon_lead)
 
     @workflow.run
     async def run(self, inp: AccessRequestInput) -> str:
@@ -112,7 +96,7 @@ class AccessRequestWorkflow:
         finally:
             if grant is not None:
                 await self._cleanup(grant)
-            await self._await_notices()
+            await self._notices.drain()
             await workflow.wait_condition(workflow.all_handlers_finished)
         return str(self._status)
 
@@ -196,16 +180,18 @@ class AccessRequestWorkflow:
         self._lease_results[result.release] = result
 
     async def _hold(self) -> None:
-        """Sleep until end_at; an approved extension moves it, a revoke cuts it short."""
+        """Sleep until end_at; an approved extension moves it, a revoke cuts it short.
+
+        It also wakes to send `ending_soon` and when a pending extension's deadline passes.
+        """
         while self._stop is None and self._end_at is not None:
             now = workflow.now()
             if self._end_at <= now:
                 break
-            wake = (
-                self._end_at
-                if self._extension is None
-                else min(self._end_at, self._extension.deadline)
-            )
+            wakes = [self._end_at, self._notices.remind(self._end_at, now)]
+            if self._extension is not None:
+                wakes.append(self._extension.deadline)
+            wake = min(w for w in wakes if w is not None)
             try:
                 await workflow.wait_condition(self._woken(self._end_version), timeout=wake - now)
             except TimeoutError:
@@ -286,29 +272,7 @@ class AccessRequestWorkflow:
         # which has no custom attributes, is started without).
         if workflow.info().typed_search_attributes.get(ta.STATUS) is not None:
             workflow.upsert_search_attributes([ta.STATUS.value_set(str(status))])
-        self._notify(change)
-
-    # --- notifications --------------------------------------------------------------------
-
-    def _notify(self, change: StatusChange) -> None:
-        if change.status is Status.SCHEDULED:
-            event = "approved" if change.action == "approved" else None
-        else:
-            event = str(change.status) if change.status in _NOTIFIED else None
-        # Histories recorded before webhooks existed have no notify activities to replay.
-        if event is None or not workflow.patched(NOTIFY_PATCH):
-            return
-        n = Notification(self.inp.request_id, event, change.event_id)
-        self._notices.append(notify(NotifyActivities.send_notification, n))
-
-    async def _await_notices(self) -> None:
-        """Give webhooks still retrying a bounded grace; their failures never fail the request."""
-        pending = [h for h in self._notices if not h.done()]
-        if pending:
-            await workflow.wait(pending, timeout=_NOTIFY_GRACE.total_seconds())
-        for handle in self._notices:
-            if handle.done() and not handle.cancelled():
-                handle.exception()  # retrieved, so asyncio does not log it as unhandled
+        self._notices.status_changed(change)
 
     # --- messages -------------------------------------------------------------------------
 

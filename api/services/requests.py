@@ -195,6 +195,7 @@ def create_request(
         approvers=approvers,
         approvals_required=decision.approvals_required,
         approval_timeout=eff.approval_timeout,
+        ending_soon_lead=settings.notify_ending_soon_lead,
     )
     try:
         memo = {"justification": body.justification, "ticket": body.ticket}

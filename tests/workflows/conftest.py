@@ -66,13 +66,15 @@ def activities_of(
     client: Client,
     settings: Settings | None = None,
 ) -> list[object]:
-    """Every activity of the worker; webhooks go nowhere unless `settings` names a URL."""
+    """Every activity of the worker; notifications go nowhere unless `settings` names a URL."""
     store = StoreActivities(engine)
     ic = identity_center
-    settings = settings or Settings(notify_webhook_url=None)
+    quiet = Settings(notify_webhook_url=None, slack_webhook_url=None)  # whatever the env says
+    notify = NotifyActivities(engine, settings or quiet)
     return [
         LeaseActivities(client, TASK_QUEUE).send_lease,
-        NotifyActivities(engine, settings).send_notification,
+        notify.send_notification,
+        notify.send_slack_notification,
         store.record_status,
         store.record_approval,
         store.record_event,

@@ -1,19 +1,68 @@
-"""Webhooks from the lifecycle: delivered in order, and never in the way of a revoke."""
+"""Notifications from the lifecycle: in order, readable in Slack, never in the way of a revoke."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 
 from elevate.contracts import DecisionInput
 from elevate.settings import Settings
-from tests.sink import webhook_sink
+from tests.sink import Sink, webhook_sink
 from tests.workflows.conftest import new_request
+from tests.workflows.test_extension import extension
 from tests.workflows.test_lifecycle import CAROL, assigned, row, start
+from tests.workflows.test_overlaps import approved, until
 from workflows.access_request import AccessRequestWorkflow
 
+LEAD = timedelta(minutes=15)  # the default lead of ending_soon
 
-def _settings(url: str) -> Settings:
-    return Settings(notify_webhook_url=url, notify_webhook_secret="s", public_url="https://e.test")
+
+def _settings(webhook: str | None = None, slack: str | None = None) -> Settings:
+    return Settings(
+        notify_webhook_url=webhook,
+        notify_webhook_secret="s",
+        slack_webhook_url=slack,
+        public_url="https://e.test",
+    )
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def scheduled(
+    handle: WorkflowHandle[object, object], activity: str, **match: str
+) -> list[datetime]:
+    """When the workflow scheduled `activity` with these input fields, by its own clock.
+
+    That is the time-skipping server's clock: the waits it skipped show at their full length.
+    """
+    times = []
+    async for e in handle.fetch_history_events():
+        attrs = e.activity_task_scheduled_event_attributes
+        if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        arg = json.loads(attrs.input.payloads[0].data)
+        if attrs.activity_type.name == activity and match.items() <= arg.items():
+            times.append(e.event_time.ToDatetime(tzinfo=UTC))
+    return times
+
+
+async def sent_at(handle: WorkflowHandle[object, object], event: str) -> list[datetime]:
+    return await scheduled(handle, "send_notification", event=event)
+
+
+async def received(sink: Sink, event: str) -> None:
+    for _ in range(400):
+        if event in sink.events():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {event} among {sink.events()}")
 
 
 async def test_lifecycle_events_arrive_in_order(env, engine, org, sso, worker_for):
@@ -23,22 +72,111 @@ async def test_lifecycle_events_arrive_in_order(env, engine, org, sso, worker_fo
             handle = await start(env, inp)
             await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL))
             assert await handle.result() == "ended"
-    assert sink.events() == ["pending_approval", "approved", "active", "ended"]
+    assert sink.events() == ["pending_approval", "approved", "active", "ending_soon", "ended"]
     ids = {d.headers["X-Elevate-Event-Id"] for d in sink.received}
-    assert len(ids) == 4
+    assert len(ids) == 5
     last = sink.received[-1].json
     assert last["request"]["status"] == "ended"
     assert last["link"] == f"https://e.test/v1/requests/{inp.request_id}"
 
 
-async def test_a_failing_receiver_does_not_hold_up_the_lifecycle(env, engine, org, sso, worker_for):
-    inp = new_request(engine, org, account="staging", duration=timedelta(hours=1))
-    with webhook_sink(status=500) as sink:
+async def test_slack_gets_a_readable_message_per_event(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org, account="sandbox", duration=timedelta(hours=1))
+    with webhook_sink() as slack:
+        async with worker_for(settings=_settings(slack=slack.url)):
+            handle = await approved(env, inp)
+            assert await handle.result() == "ended"
+    r = row(engine, inp.request_id)
+    who = f"alice@example.com's request for ReadOnly on sandbox ({org.accounts['sandbox']})"
+    link = f"https://e.test/v1/requests/{inp.request_id}"
+    assert slack.texts() == [
+        f"{who} waits for approval by the elevate-approvers group: {link}",
+        f"{who} was approved by carol@example.com: {link}",
+        f"{who} is active until {_utc(r.end_at)}: {link}",
+        f"{who} ends soon, at {_utc(r.end_at)}: {link}",
+        f"{who} has ended: {link}",
+    ]
+    facts = [f["text"] for f in slack.received[2].json["blocks"][1]["fields"]]
+    assert facts[:2] == [f"*Start*\n{_utc(r.start_at)}", f"*End*\n{_utc(r.end_at)}"]
+
+
+async def test_ending_soon_comes_the_lead_before_the_end(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org, account="staging", duration=timedelta(hours=2))
+    inp.ending_soon_lead = timedelta(minutes=30)
+    with webhook_sink() as sink:
         async with worker_for(settings=_settings(sink.url)):
+            handle = await approved(env, inp)
+            assert await handle.result() == "ended"
+    assert sink.events()[-3:] == ["active", "ending_soon", "ended"]
+    end_at = row(engine, inp.request_id).end_at
+    [soon] = await sent_at(handle, "ending_soon")
+    assert end_at - timedelta(minutes=30) <= soon < end_at - timedelta(minutes=29)
+    [ended] = await sent_at(handle, "ended")
+    assert ended >= end_at
+
+
+async def test_a_request_shorter_than_the_lead_gets_no_ending_soon(
+    env, engine, org, sso, worker_for
+):
+    inp = new_request(engine, org, account="prod", permission_set="BreakGlass", duration=LEAD)
+    with webhook_sink() as sink:
+        async with worker_for(settings=_settings(sink.url)):
+            handle = await approved(env, inp)
+            assert await handle.result() == "ended"
+    assert sink.events() == ["pending_approval", "approved", "active", "ended"]
+
+
+async def test_an_extension_after_ending_soon_brings_another(env, engine, org, sso, worker_for):
+    inp = new_request(
+        engine,
+        org,
+        account="prod",
+        permission_set="AdministratorAccess",
+        duration=timedelta(hours=2),
+    )
+    with webhook_sink() as hook, webhook_sink() as slack:
+        async with worker_for(settings=_settings(hook.url, slack.url)):
+            handle = await approved(env, inp)
+            await until(engine, inp.request_id, "active")
+            first_end = row(engine, inp.request_id).end_at
+            await env.sleep(first_end - LEAD / 3 - await env.get_current_time())
+            await received(hook, "ending_soon")
+            assert await env.get_current_time() < first_end
+            await handle.execute_update("extend", extension(1, required=0))  # waived: applies now
+            assert await handle.result() == "ended"
+    new_end = first_end + timedelta(hours=1)
+    assert row(engine, inp.request_id).end_at == new_end
+    assert hook.events()[-4:] == ["active", "ending_soon", "ending_soon", "ended"]
+    first, second = await sent_at(handle, "ending_soon")
+    assert first_end - LEAD <= first < first_end - LEAD + timedelta(minutes=1)
+    assert new_end - LEAD <= second < new_end - LEAD + timedelta(minutes=1)
+    ends = [d.json["request"]["end_at"] for d in hook.received if d.json["event"] == "ending_soon"]
+    assert [datetime.fromisoformat(e) for e in ends] == [first_end, new_end]
+    soon = [t for t in slack.texts() if "ends soon" in t]
+    assert len(soon) == 2
+    assert f"ends soon, at {_utc(first_end)}:" in soon[0]
+    assert f"ends soon, at {_utc(new_end)}:" in soon[1]
+
+
+@pytest.mark.parametrize(("failing", "account"), [("webhook", "staging"), ("slack", "sandbox")])
+async def test_a_failing_channel_holds_up_neither_the_lifecycle_nor_the_other(
+    env, engine, org, sso, worker_for, failing, account
+):
+    inp = new_request(
+        engine, org, account=account, permission_set="BreakGlass", duration=timedelta(hours=1)
+    )
+    with webhook_sink() as good, webhook_sink(status=500) as bad:
+        hook, slack = (bad, good) if failing == "webhook" else (good, bad)
+        async with worker_for(settings=_settings(hook.url, slack.url)):
             handle = await start(env, inp)
             await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL))
             assert await handle.result() == "ended"
-    assert row(engine, inp.request_id).status == "ended"
+    r = row(engine, inp.request_id)
+    assert r.status == "ended"
     assert not assigned(sso, inp)
-    assert "ended" in sink.events()  # it was tried, and retried, without success
-    assert len(sink.received) > 4
+    # Neither the grant nor the revoke waited for the retries (which time-skipping would skip).
+    [approved_at] = await scheduled(handle, "record_status", action="approved")
+    assert r.granted_at - approved_at < timedelta(seconds=5)
+    assert r.revoked_at - r.end_at < timedelta(seconds=5)
+    assert len(bad.received) > 5  # tried, and retried, without success
+    assert len(good.received) == 5  # the other channel's deliveries were not sent again

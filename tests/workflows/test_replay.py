@@ -17,6 +17,8 @@ from workflows.assignment import AssignmentWorkflow
 
 # Recorded from test_fresh_history_replays with ELEVATE_RECORD_HISTORY=<dir>: one request's
 # full lifecycle (request → approve → lease → end → release) and its assignment owner's run.
+# v2: before notifications; v3: webhooks only; v4: webhooks, Slack and ending_soon.
+RECORD_AS = "lifecycle_v4"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow]
 
@@ -47,4 +49,4 @@ async def test_fresh_history_replays(env, engine, org, worker_for) -> None:
         await replayer.replay_workflow(history)
     if record := os.environ.get("ELEVATE_RECORD_HISTORY"):
         for name, history in histories.items():
-            (Path(record) / f"lifecycle_v2_{name}.json").write_text(history.to_json())
+            (Path(record) / f"{RECORD_AS}_{name}.json").write_text(history.to_json())
