@@ -3,7 +3,7 @@
 Prints, over N requests run one after another: approve → `active` (as the API reports it,
 assignment read back at AWS) and `end_at` → assignment gone at moto.
 
-    .venv/bin/python bench/lifecycle.py [N]
+    .venv/bin/python bench/lifecycle.py [N] [identity_center|iam]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from elevate import devstack
 from elevate.aws import client
 from elevate.devkeys import ensure_dev_key, mint_token
 from elevate.seed import USERS, seed_demo
+from elevate.seed_iam import seed_iam_demo
 
 
 def poll(check, interval: float = 0.01, timeout: float = 60) -> float:
@@ -34,7 +35,7 @@ def poll(check, interval: float = 0.01, timeout: float = 60) -> float:
     raise TimeoutError("condition not met")
 
 
-def main(n: int) -> None:
+def main(n: int, provider: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="elevate-bench-"))
     key = work / "key.pem"
     jwks = ensure_dev_key(key)
@@ -42,9 +43,13 @@ def main(n: int) -> None:
     procs = [devstack.start_temporal(tport, uiport, work / "t.db"), devstack.start_moto(mport)]
     aws = devstack.aws_env(mport)
     os.environ.update(aws)
-    org = seed_demo()
+    catalog = work / "iam-catalog.yaml"
+    org = seed_iam_demo(catalog) if provider == "iam" else seed_demo()
     client.cache_clear()
     env = {
+        "ELEVATE_PROVIDER": provider,
+        "ELEVATE_IAM_CATALOG": str(catalog),
+        "ELEVATE_WORKER_METRICS_PORT": "0",
         **aws,
         "ELEVATE_DATABASE_URL": f"sqlite:///{work}/e.db",
         "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{tport}",
@@ -67,12 +72,16 @@ def main(n: int) -> None:
         sso = boto3.client(
             "sso-admin", region_name="us-east-1", endpoint_url=aws["AWS_ENDPOINT_URL"]
         )
+        iam = boto3.client("iam", region_name="us-east-1", endpoint_url=aws["AWS_ENDPOINT_URL"])
         acct, pset = org.accounts["prod"], org.permission_sets["ReadOnly"]
 
         def status(c: httpx.Client, rid: str) -> str:
             return str(c.get(f"/v1/requests/{rid}", headers=alice).json()["status"])
 
         def assigned() -> bool:
+            if provider == "iam":  # prod is the worker's own account; ReadOnly is a group
+                groups = iam.list_groups_for_user(UserName="alice@example.com")["Groups"]
+                return any(g["GroupName"] == "elevate-readonly" for g in groups)
             return bool(
                 sso.list_account_assignments(
                     InstanceArn=org.instance_arn, AccountId=acct, PermissionSetArn=pset
@@ -102,6 +111,7 @@ def main(n: int) -> None:
                 poll(lambda r=rid: status(c, r) == "ended")
                 to_active.append(t1 - t0)
                 to_gone.append(gone - end_at.timestamp())
+        print(f"provider: {provider}")
         for name, xs in (("approve -> active", to_active), ("end_at -> assignment gone", to_gone)):
             xs = sorted(xs)
             print(
@@ -113,4 +123,7 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 20,
+        sys.argv[2] if len(sys.argv) > 2 else "identity_center",
+    )
