@@ -1,4 +1,4 @@
-"""The `elevate` command: api, worker, db, token, dev, policy."""
+"""The `elevate` command: api, worker, db, token, dev, policy, request, approve, reject."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from elevate import people_cli
 from elevate.policy_cli import app as policy_app
 from elevate.settings import STATE_DIR, get_settings
 
@@ -26,6 +27,9 @@ class ProviderName(StrEnum):
 
 app = typer.Typer(help="Temporary elevated access for AWS.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+app.add_typer(people_cli.app, name="request")
+app.command(epilog=people_cli.EXIT_CODES)(people_cli.approve)
+app.command(epilog=people_cli.EXIT_CODES)(people_cli.reject)
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
