@@ -58,8 +58,9 @@ def configure(settings: Settings) -> None:
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(workflow_id)s",
-                rename_fields={"asctime": "at", "levelname": "level", "name": "logger"},
+                "%(levelname)s %(name)s %(message)s %(request_id)s %(workflow_id)s",
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp="at",  # ISO 8601 in UTC
             )
         )
     else:

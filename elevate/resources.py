@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
@@ -15,6 +14,19 @@ class ApprovalOut(BaseModel):
     approver: str
     comment: str | None
     at: datetime
+
+
+class ExtensionOut(BaseModel):
+    """An extension waiting for approval; `duration` is how much it adds to end_at."""
+
+    id: str
+    duration: timedelta
+    justification: str
+    approvers: list[dict[str, str]]
+    approvals_required: int
+    approvals: list[dict[str, str | None]]
+    requested_at: datetime
+    expires_at: datetime
 
 
 class RequestOut(BaseModel):
@@ -39,7 +51,7 @@ class RequestOut(BaseModel):
     revoked_by: str | None
     failure: str | None
     workflow_id: str
-    extension: dict[str, Any] | None = Field(
+    extension: ExtensionOut | None = Field(
         default=None, description="an extension waiting for approval (approve/reject decide it)"
     )
 
@@ -53,7 +65,10 @@ def to_resource(session: Session, row: AccessRequest) -> RequestOut:
     )
     return RequestOut(
         **data,
-        extension=row.pending_extension,
+        # Stored as the workflow reports it (duration in seconds); ISO 8601 outside, like all.
+        extension=ExtensionOut.model_validate(row.pending_extension)
+        if row.pending_extension
+        else None,
         duration=timedelta(seconds=row.duration_seconds),
         approvals=[ApprovalOut(approver=a.approver, comment=a.comment, at=a.at) for a in approvals],
     )

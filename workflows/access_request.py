@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import message, store
 
 SYSTEM = "elevate"
+APPROVE_ANSWERS_DECIDED = "approve-answers-decided"
 _CANCELLABLE = (Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING)
 _REVOCABLE = (Status.SCHEDULED, Status.GRANTING, Status.ACTIVE)
 
@@ -305,6 +306,9 @@ class AccessRequestWorkflow:
         await store(StoreActivities.record_approval, record)
         self._approving.discard(name)
         self._approvals[name] = inp.comment
+        if self._quorum() and workflow.patched(APPROVE_ANSWERS_DECIDED):
+            # The approval that completes the quorum answers with the decided request.
+            await workflow.wait_condition(lambda: self._projected is not Status.PENDING_APPROVAL)
 
     @approve.validator
     def _validate_approve(self, inp: DecisionInput) -> None:

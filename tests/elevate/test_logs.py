@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 from temporalio import activity
@@ -44,7 +45,7 @@ def test_a_line_from_an_activity_names_its_request_and_workflow(captured: io.Str
     assert line["message"] == "granting took 3 tries"
     assert (line["request_id"], line["workflow_id"]) == ("r-42", "access-request-r-42")
     assert (line["level"], line["logger"]) == ("WARNING", "elevate.test")
-    assert "at" in line
+    assert datetime.fromisoformat(str(line["at"])).utcoffset() == timedelta(0)
 
 
 def test_a_line_while_serving_a_request_names_it(captured: io.StringIO) -> None:

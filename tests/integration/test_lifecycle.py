@@ -35,6 +35,8 @@ def request_access(stack: Stack, user: str, account: str, pset: str, duration: s
     with stack.client(CAROL) as c:
         approved = c.post(f"/v1/requests/{rid}/approve", json={"comment": "go"})
     assert approved.status_code == 200, approved.text
+    # The approval that completes the quorum answers with the decided request.
+    assert approved.json()["status"] in ("scheduled", "granting", "active"), approved.text
     return rid
 
 
@@ -116,6 +118,7 @@ def test_extension_over_http_keeps_access_past_the_old_end(stack: Stack) -> None
         )
         assert ext.status_code == 200, ext.text
         assert ext.json()["extension"]["approvals_required"] == 1
+        assert ext.json()["extension"]["duration"] == "PT6S"  # ISO 8601, as everywhere
         again = c.post(
             f"/v1/requests/{rid}/extend", json={"duration": "PT6S", "justification": "x"}
         )
