@@ -26,6 +26,7 @@ from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.store import StoreActivities
+from activities.sweep import SweepActivities
 from elevate import aws, temporal
 from elevate.contracts import ReconcileInput
 from elevate.db import make_engine, prepare_schema
@@ -52,6 +53,7 @@ def build_worker(
     lease = LeaseActivities(client, settings.task_queue)
     notify = NotifyActivities(engine, settings)
     reconcile = ReconcileActivities(engine, provider, settings.reconcile_permission_sets)
+    sweep = SweepActivities(engine, client)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -62,6 +64,7 @@ def build_worker(
             notify.send_slack_notification,
             reconcile.scan,
             reconcile.record_run,
+            sweep.fail_unstarted,
             store.record_status,
             store.record_approval,
             store.record_event,

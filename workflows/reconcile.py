@@ -9,16 +9,19 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.lease import LeaseActivities
     from activities.reconcile import ReconcileActivities
+    from activities.sweep import SweepActivities
     from elevate.contracts import LeaseInput, LeaseResult, ReconcileInput
     from workflows.assignment import LEASE_RESULT
     from workflows.options import message, store
 
 RECONCILER = "reconciler"
+SWEEP_PATCH = "sweep-unstarted"
 
 
 @workflow.defn
 class ReconcileWorkflow:
-    """Scan, then hand each finding to the assignment's owner, so fixes never race a grant.
+    """Scan, then hand each finding to the assignment's owner, so fixes never race a grant;
+    then fail the requests whose workflow never started.
 
     An orphan (no covering request) is released on the owner, which revokes it unless a lease
     arrived meanwhile; a missing assignment of an active request is acquired again with
@@ -48,6 +51,12 @@ class ReconcileWorkflow:
                     )
                 await message(LeaseActivities.send_lease, lease)
         await store(ReconcileActivities.record_run, report)
+        if workflow.patched(SWEEP_PATCH):
+            # Requests the API wrote but never started a workflow for: marked failed, in both
+            # modes (nothing at AWS is touched).
+            await workflow.execute_activity_method(
+                SweepActivities.fail_unstarted, start_to_close_timeout=timedelta(minutes=2)
+            )
         return len(report.findings)
 
     @workflow.signal(name=LEASE_RESULT)

@@ -8,9 +8,15 @@ left to someone else.
 from __future__ import annotations
 
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
 
+from elevate.db import make_engine
+from elevate.models import AccessRequest
 from tests.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,7 +44,7 @@ def test_orphan_is_removed_and_unmanaged_is_left_alone(any_stack: Stack) -> None
         events = c.get("/v1/audit", params={"actor": "elevate-reconciler", "limit": 200}).json()
     removed = [e for e in events["items"] if e["action"] == "reconcile_orphan_revoked"]
     assert any(e["details"]["principal_id"] == stack.org.users[ERIN] for e in removed)
-    assert all(e["details"]["permission_set"] != "BreakGlass" for e in events["items"])
+    assert all(e["details"].get("permission_set") != "BreakGlass" for e in events["items"])
     stack.unassign_directly("sandbox", "BreakGlass", ERIN)
 
 
@@ -71,3 +77,45 @@ def test_reconcile_run_is_admin_and_auditor_only(stack: Stack) -> None:
         assert c.get("/v1/reconcile").status_code == 403
     with stack.client(DAVE) as c:
         assert c.get("/v1/reconcile").status_code in (200, 404)
+
+
+def test_a_request_whose_workflow_never_started_is_failed_not_forgotten(stack: Stack) -> None:
+    """The API wrote the request, then died before starting its workflow."""
+    engine = make_engine(stack.env["ELEVATE_DATABASE_URL"])
+    lost, fresh = (_row_without_workflow(engine, minutes) for minutes in (10, 0))
+    with stack.client(DAVE) as c:
+        failed = wait_for(
+            lambda: (r := c.get(f"/v1/requests/{lost}").json())["status"] == "failed" and r, 45
+        )
+        assert "never started" in failed["failure"]
+        assert c.get(f"/v1/requests/{fresh}").json()["status"] == "pending_approval"
+    with stack.client(AUDREY) as c:
+        events = c.get("/v1/audit", params={"request_id": lost}).json()["items"]
+    assert [e["action"] for e in events] == ["start_lost"]
+    engine.dispose()
+
+
+def _row_without_workflow(engine: sa.Engine, minutes_old: int) -> str:
+    rid = str(uuid.uuid4())
+    created = datetime.now(UTC) - timedelta(minutes=minutes_old)
+    with Session(engine) as session:
+        session.add(
+            AccessRequest(
+                id=rid,
+                requester=ERIN,
+                principal_id="p",
+                account_id="111111111111",
+                account_name="prod",
+                permission_set="ReadOnly",
+                permission_set_arn="arn:ps",
+                instance_arn="arn:i",
+                duration_seconds=3600,
+                justification="lost",
+                status="pending_approval",
+                created_at=created,
+                updated_at=created,
+                workflow_id=f"access-request-{rid}",
+            )
+        )
+        session.commit()
+    return rid
