@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.lease import LeaseActivities
@@ -16,43 +16,26 @@ with workflow.unsafe.imports_passed_through():
     from elevate.contracts import (
         AccessRequestInput,
         Actor,
-        ApprovalRecord,
-        CancelInput,
         DecisionInput,
-        ExtendInput,
-        ExtensionChange,
         LeaseInput,
         LeaseResult,
-        RevokeInput,
         Status,
         StatusChange,
     )
-    from elevate.policy import matches
     from workflows.assignment import LEASE_RESULT
+    from workflows.decisions import CANCELLABLE, DecisionHandlers
     from workflows.extension import PendingExtension
     from workflows.notices import Notices
-    from workflows.options import message, store
-
-SYSTEM = "elevate"
-APPROVE_ANSWERS_DECIDED = "approve-answers-decided"
-_CANCELLABLE = (Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING)
-_REVOCABLE = (Status.SCHEDULED, Status.GRANTING, Status.ACTIVE)
-
-
-def _conflict(message: str) -> ApplicationError:
-    return ApplicationError(message, type="Conflict", non_retryable=True)
-
-
-def _not_allowed(message: str) -> ApplicationError:
-    return ApplicationError(message, type="NotAllowed", non_retryable=True)
+    from workflows.options import SYSTEM, message, store
 
 
 @workflow.defn
-class AccessRequestWorkflow:
+class AccessRequestWorkflow(DecisionHandlers):
     """The lifecycle of one access request; its history is the truth, SQL the projection.
 
-    Updates: `approve`, `reject`, `cancel`, `revoke` (validators answer Conflict / NotAllowed
-    before anything reaches history). Query: `status`.
+    Updates: `approve`, `reject`, `cancel`, `revoke` (DecisionHandlers) and `extend`
+    (ExtensionHandlers); validators answer Conflict / NotAllowed before anything reaches
+    history. Signal: `lease_result`. Query: `status`.
     """
 
     @workflow.init
@@ -87,7 +70,7 @@ class AccessRequestWorkflow:
                 if self._status is Status.ACTIVE:
                     await self._hold()
         except asyncio.CancelledError:
-            if self._status in _CANCELLABLE and grant is None:
+            if self._status in CANCELLABLE and grant is None:
                 await self._set(
                     Status.CANCELLED, SYSTEM, "cancelled", {"reason": "workflow cancelled"}
                 )
@@ -274,175 +257,6 @@ class AccessRequestWorkflow:
         if workflow.info().typed_search_attributes.get(ta.STATUS) is not None:
             workflow.upsert_search_attributes([ta.STATUS.value_set(str(status))])
         self._notices.status_changed(change)
-
-    # --- messages -------------------------------------------------------------------------
-
-    def _quorum(self) -> bool:
-        return len(self._approvals) >= self.inp.approvals_required
-
-    def _check_decider(self, actor: Actor) -> None:
-        if self._status is not Status.PENDING_APPROVAL or self._quorum() or self._rejection:
-            raise _conflict(f"the request is {self._status}, no longer pending approval")
-        if self._stop is not None:
-            raise _conflict("the request is being cancelled")
-        if actor.username == self.inp.requester:
-            raise _not_allowed("nobody may decide their own request")
-        if not matches(actor.username, actor.groups, self.inp.approvers):
-            raise _not_allowed("you are not an approver of this request")
-
-    @workflow.update
-    async def approve(self, inp: DecisionInput) -> None:
-        if self._deciding_extension():
-            await self._decide_extension(inp, approve=True)
-            return
-        name = inp.actor.username
-        if name in self._approvals or name in self._approving:
-            return  # the same approver again counts once
-        self._approving.add(name)
-        if workflow.patched("approval-after-requested"):
-            # Keeps the audit trail in order: "requested" is written before any "approval".
-            await workflow.wait_condition(lambda: self._requested)
-        record = ApprovalRecord(self.inp.request_id, str(workflow.uuid4()), name, inp.comment)
-        await store(StoreActivities.record_approval, record)
-        self._approving.discard(name)
-        self._approvals[name] = inp.comment
-        if self._quorum() and workflow.patched(APPROVE_ANSWERS_DECIDED):
-            # The approval that completes the quorum answers with the decided request.
-            await workflow.wait_condition(lambda: self._projected is not Status.PENDING_APPROVAL)
-
-    @approve.validator
-    def _validate_approve(self, inp: DecisionInput) -> None:
-        if self._deciding_extension():
-            self._check_extension_decider(inp.actor)
-            return
-        if inp.actor.username in self._approvals or inp.actor.username in self._approving:
-            return
-        self._check_decider(inp.actor)
-        if len(self._approvals) + len(self._approving) >= self.inp.approvals_required:
-            raise _conflict("the request already has the approvals it needs")
-
-    @workflow.update
-    async def reject(self, inp: DecisionInput) -> None:
-        if self._deciding_extension():
-            await self._decide_extension(inp, approve=False)
-            return
-        self._rejection = inp
-        await workflow.wait_condition(lambda: self._projected is Status.REJECTED)
-
-    @reject.validator
-    def _validate_reject(self, inp: DecisionInput) -> None:
-        if self._deciding_extension():
-            self._check_extension_decider(inp.actor)
-            return
-        self._check_decider(inp.actor)
-        if self._approving:
-            raise _conflict("an approval is being recorded; try again")
-
-    @workflow.update
-    async def cancel(self, inp: CancelInput) -> None:
-        self._stop = self._stop or (Status.CANCELLED, inp.actor, inp.comment)
-        await workflow.wait_condition(lambda: self._projected not in _CANCELLABLE)
-
-    @cancel.validator
-    def _validate_cancel(self, inp: CancelInput) -> None:
-        if inp.actor.username != self.inp.requester and not inp.actor.is_admin:
-            raise _not_allowed("only the requester or an admin may cancel a request")
-        if self._status not in _CANCELLABLE or self._stop is not None:
-            raise _conflict(
-                f"the request is {self._status}; only a request not yet active can be cancelled"
-            )
-
-    @workflow.update
-    async def revoke(self, inp: RevokeInput) -> None:
-        self._stop = self._stop or (Status.REVOKED, inp.actor, inp.comment)
-        await workflow.wait_condition(lambda: self._projected not in _REVOCABLE)
-
-    @revoke.validator
-    def _validate_revoke(self, inp: RevokeInput) -> None:
-        actor = inp.actor
-        allowed = (
-            actor.is_admin
-            or actor.username == self.inp.requester
-            or matches(actor.username, actor.groups, self.inp.approvers)
-        )
-        if not allowed:
-            raise _not_allowed(
-                "only the requester, an approver of the request or an admin may revoke it"
-            )
-        if self._status not in _REVOCABLE or self._stop is not None:
-            raise _conflict(
-                f"the request is {self._status}; only scheduled or active requests can be revoked"
-            )
-
-    # --- extensions -----------------------------------------------------------------------
-
-    @workflow.update
-    async def extend(self, inp: ExtendInput) -> None:
-        self._extension = PendingExtension(inp, workflow.now())
-        details = {"duration": inp.duration.total_seconds(), "justification": inp.justification}
-        await self._project_extension("extension_requested", inp.actor.username, details)
-        if self._extension is not None and self._extension.approved():
-            await self._apply_extension()
-
-    @extend.validator
-    def _validate_extend(self, inp: ExtendInput) -> None:
-        if inp.actor.username != self.inp.requester:
-            raise _not_allowed("only the requester may extend a request")
-        if self._status is not Status.ACTIVE or self._stop is not None or self._ending:
-            raise _conflict(f"the request is {self._status}; only active requests can be extended")
-        if self._extension is not None:
-            raise _conflict("an extension is already waiting for approval")
-
-    def _deciding_extension(self) -> bool:
-        return self._extension is not None and self._status is Status.ACTIVE
-
-    def _check_extension_decider(self, actor: Actor) -> None:
-        ext = self._extension
-        if ext is None or self._ending or self._stop is not None:
-            raise _conflict("no extension is waiting for approval")
-        if actor.username == self.inp.requester:
-            raise _not_allowed("nobody may decide their own request")
-        if not matches(actor.username, actor.groups, ext.request.approvers):
-            raise _not_allowed("you are not an approver of this extension")
-
-    async def _decide_extension(self, inp: DecisionInput, approve: bool) -> None:
-        ext = self._extension
-        if ext is None:
-            return
-        name = inp.actor.username
-        details: dict[str, object] = {"comment": inp.comment}
-        if not approve:
-            await self._close_extension("extension_rejected", name, details)
-        elif name not in ext.approvals:
-            ext.approvals[name] = inp.comment
-            await self._project_extension("extension_approval", name, details)
-            if ext.approved():
-                await self._apply_extension()
-
-    async def _apply_extension(self) -> None:
-        ext, self._extension = self._extension, None
-        if ext is None or self._end_at is None or self._ending:
-            return
-        self._end_at += ext.request.duration
-        self._end_version += 1
-        details = {
-            "duration": ext.request.duration.total_seconds(),
-            "approvers": list(ext.approvals),
-        }
-        await self._project_extension("extended", SYSTEM, details, end_at=self._end_at)
-
-    async def _close_extension(self, action: str, actor: str, details: dict[str, object]) -> None:
-        self._extension = None
-        await self._project_extension(action, actor, details)
-
-    async def _project_extension(
-        self, action: str, actor: str, details: dict[str, object], end_at: datetime | None = None
-    ) -> None:
-        pending = self._extension.projection() if self._extension else None
-        change = ExtensionChange(
-            self.inp.request_id, str(workflow.uuid4()), actor, action, pending, end_at, details
-        )
-        await store(StoreActivities.record_extension, change)
 
     @workflow.query
     def status(self) -> str | None:

@@ -26,6 +26,17 @@ _NOTIFY_RETRY = RetryPolicy(
 )
 A = TypeVar("A")
 R = TypeVar("R")
+SYSTEM = "elevate"  # the actor of what the workflows decide themselves
+
+
+def conflict(message: str) -> ApplicationError:
+    """A validator's refusal the API answers with 409."""
+    return ApplicationError(message, type="Conflict", non_retryable=True)
+
+
+def not_allowed(message: str) -> ApplicationError:
+    """A validator's refusal the API answers with 403."""
+    return ApplicationError(message, type="NotAllowed", non_retryable=True)
 
 
 # Short start-to-close timeouts: they are how Temporal notices a worker that died mid-call,
