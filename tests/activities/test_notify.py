@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -19,6 +18,7 @@ from activities.notify import NotifyActivities
 from elevate.contracts import Notification
 from elevate.models import AccessRequest
 from elevate.settings import Settings
+from tests.rows import insert_request
 from tests.sink import webhook_sink
 
 SECRET = "s3cret-for-tests"
@@ -27,27 +27,7 @@ FAILURES = "elevate_notification_failures"
 
 @pytest.fixture
 def request_id(engine: sa.Engine) -> str:
-    rid = str(uuid.uuid4())
-    with Session(engine) as session:
-        session.add(
-            AccessRequest(
-                id=rid,
-                requester="alice@example.com",
-                principal_id="p-1",
-                account_id="111122223333",
-                account_name="prod",
-                permission_set="ReadOnly",
-                permission_set_arn="arn:aws:sso:::permissionSet/ssoins-1/ps-1",
-                instance_arn="arn:aws:sso:::instance/ssoins-1",
-                duration_seconds=3600,
-                justification="incident 42",
-                status="pending_approval",
-                approvers=[{"type": "group", "name": "elevate-approvers"}],
-                workflow_id=f"access-request-{rid}",
-            )
-        )
-        session.commit()
-    return rid
+    return insert_request(engine)
 
 
 def _settings(url: str | None, secret: str | None = SECRET) -> Settings:

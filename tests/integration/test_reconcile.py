@@ -8,15 +8,13 @@ left to someone else.
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session
 
 from elevate.db import make_engine
-from elevate.models import AccessRequest
+from tests.rows import insert_request
 from tests.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -96,26 +94,5 @@ def test_a_request_whose_workflow_never_started_is_failed_not_forgotten(stack: S
 
 
 def _row_without_workflow(engine: sa.Engine, minutes_old: int) -> str:
-    rid = str(uuid.uuid4())
     created = datetime.now(UTC) - timedelta(minutes=minutes_old)
-    with Session(engine) as session:
-        session.add(
-            AccessRequest(
-                id=rid,
-                requester=ERIN,
-                principal_id="p",
-                account_id="111111111111",
-                account_name="prod",
-                permission_set="ReadOnly",
-                permission_set_arn="arn:ps",
-                instance_arn="arn:i",
-                duration_seconds=3600,
-                justification="lost",
-                status="pending_approval",
-                created_at=created,
-                updated_at=created,
-                workflow_id=f"access-request-{rid}",
-            )
-        )
-        session.commit()
-    return rid
+    return insert_request(engine, requester=ERIN, created_at=created, updated_at=created)
