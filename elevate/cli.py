@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,11 +44,13 @@ def api(
     """Run the REST API."""
     import uvicorn
 
+    from api.main import create_app
     from elevate.logs import configure
 
     configure(get_settings())
-    _check_provider()
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_config=None)
+    with _refused_configuration():
+        app = create_app()  # checks the provider's configuration against AWS, once
+    uvicorn.run(app, host=host, port=port, log_config=None)
 
 
 @app.command()
@@ -56,8 +60,8 @@ def worker() -> None:
     from elevate.logs import configure
 
     configure(get_settings())
-    _check_provider()
-    asyncio.run(worker_module.run())
+    with _refused_configuration():
+        asyncio.run(worker_module.run())
 
 
 @db_app.command()
@@ -190,13 +194,13 @@ def dev(
         devstack.stop(procs)
 
 
-def _check_provider() -> None:
-    """Refuse to start on a provider configuration AWS contradicts, saying what is wrong."""
+@contextmanager
+def _refused_configuration() -> Iterator[None]:
+    """A provider configuration AWS contradicts stops the command, saying what is wrong."""
     from elevate.iam_catalog import CatalogError
-    from elevate.provider import make_provider
 
     try:
-        make_provider(get_settings()).validate()
+        yield
     except CatalogError as err:
         typer.echo(f"elevate: {err}", err=True)
         raise typer.Exit(2) from err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -39,36 +40,28 @@ class IdentityCenterProvider(Catalog):
     def start_grant(self, a: Assignment) -> str | None:
         if self.holds(a):
             return None
-        try:
-            resp = self._sso.create_account_assignment(**_target(a))
-        except ClientError as err:
-            if classify(err) is ErrorKind.CONFLICT:
-                return None
-            raise
-        return str(resp["AccountAssignmentCreationStatus"]["RequestId"])
+        create = self._sso.create_account_assignment
+        return _started(lambda: create(**_target(a))["AccountAssignmentCreationStatus"])
 
     def start_revoke(self, a: Assignment) -> str | None:
         if not self.holds(a):
             return None
-        try:
-            resp = self._sso.delete_account_assignment(**_target(a))
-        except ClientError as err:
-            if classify(err) is ErrorKind.CONFLICT:
-                return None
-            raise
-        return str(resp["AccountAssignmentDeletionStatus"]["RequestId"])
+        delete = self._sso.delete_account_assignment
+        return _started(lambda: delete(**_target(a))["AccountAssignmentDeletionStatus"])
 
     def grant_status(self, scope: str, operation_id: str) -> Operation:
-        status = self._sso.describe_account_assignment_creation_status(
-            InstanceArn=scope, AccountAssignmentCreationRequestId=operation_id
-        )["AccountAssignmentCreationStatus"]
-        return Operation(status["Status"], status.get("FailureReason"))
+        return _operation(
+            self._sso.describe_account_assignment_creation_status(
+                InstanceArn=scope, AccountAssignmentCreationRequestId=operation_id
+            )["AccountAssignmentCreationStatus"]
+        )
 
     def revoke_status(self, scope: str, operation_id: str) -> Operation:
-        status = self._sso.describe_account_assignment_deletion_status(
-            InstanceArn=scope, AccountAssignmentDeletionRequestId=operation_id
-        )["AccountAssignmentDeletionStatus"]
-        return Operation(status["Status"], status.get("FailureReason"))
+        return _operation(
+            self._sso.describe_account_assignment_deletion_status(
+                InstanceArn=scope, AccountAssignmentDeletionRequestId=operation_id
+            )["AccountAssignmentDeletionStatus"]
+        )
 
     def holds(self, a: Assignment) -> bool:
         return any(
@@ -88,6 +81,20 @@ class IdentityCenterProvider(Catalog):
             InstanceArn=instance, AccountId=account_id, PermissionSetArn=pset_arn
         )
         return [x for page in pages for x in page["AccountAssignments"]]
+
+
+def _started(start: Callable[[], dict[str, Any]]) -> str | None:
+    """The operation's request id; None on a conflict (one is already under way)."""
+    try:
+        return str(start()["RequestId"])
+    except ClientError as err:
+        if classify(err) is ErrorKind.CONFLICT:
+            return None
+        raise
+
+
+def _operation(status: dict[str, Any]) -> Operation:
+    return Operation(status["Status"], status.get("FailureReason"))
 
 
 def _target(a: Assignment) -> dict[str, str]:
