@@ -27,11 +27,13 @@ from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.store import StoreActivities
 from activities.sweep import SweepActivities
-from elevate import aws, temporal
+from elevate import temporal
 from elevate.contracts import ReconcileInput
 from elevate.db import make_engine, prepare_schema
 from elevate.logs import configure as configure_logging
-from elevate.provider import Provider, make_provider
+from elevate.providers import aws
+from elevate.providers.base import Provider
+from elevate.providers.factory import make_provider
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow

@@ -14,9 +14,9 @@ from botocore.exceptions import ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from elevate.aws import NETWORK_ERRORS, ErrorKind, classify, error_code, error_message
 from elevate.contracts import Assignment, VerifyInput, WaitInput
-from elevate.provider import Operation, Provider
+from elevate.providers.aws import NETWORK_ERRORS, ErrorKind, classify, error_code, error_message
+from elevate.providers.base import Operation, Provider
 
 
 @contextmanager

@@ -8,10 +8,10 @@ from temporalio import activity
 
 from activities.assignments import aws_errors
 from elevate.audit import commit_with_event
-from elevate.catalog import PermissionSet
 from elevate.contracts import Assignment, Finding, ReconcileInput, ReconcileReport, Status
 from elevate.models import AccessRequest, ReconcileRun, StoredPolicy, utcnow
-from elevate.provider import Provider
+from elevate.providers.base import Provider
+from elevate.providers.catalog import PermissionSet
 
 # A request in these states may hold the assignment; the reconciler leaves it alone.
 COVERING = (Status.GRANTING.value, Status.ACTIVE.value, Status.REVOKING.value)

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from api.auth import JwksVerifier, User
 from api.errors import NotAllowed, Unauthorized
 from api.temporal_gateway import TemporalGateway
-from elevate.provider import Provider
+from elevate.providers.base import Provider
 from elevate.settings import Settings
 
 

@@ -17,7 +17,7 @@ from api.services.metrics import ProjectionCollector
 from api.temporal_gateway import TemporalGateway
 from elevate.db import make_engine, prepare_schema
 from elevate.logs import current_request_id, request_id_from_path
-from elevate.provider import make_provider
+from elevate.providers.factory import make_provider
 from elevate.settings import Settings, get_settings
 
 MAX_BODY = 1024 * 1024

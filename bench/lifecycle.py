@@ -19,11 +19,11 @@ from pathlib import Path
 import boto3
 import httpx
 
-from elevate import devstack
-from elevate.aws import client
-from elevate.devkeys import ensure_dev_key, mint_token
-from elevate.seed import USERS, seed_demo
-from elevate.seed_iam import seed_iam_demo
+from elevate.devstack import processes
+from elevate.devstack.keys import ensure_dev_key, mint_token
+from elevate.devstack.seed import USERS, seed_demo
+from elevate.devstack.seed_iam import seed_iam_demo
+from elevate.providers.aws import client
 
 
 def poll(check, interval: float = 0.01, timeout: float = 60) -> float:
@@ -39,9 +39,9 @@ def main(n: int, provider: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="elevate-bench-"))
     key = work / "key.pem"
     jwks = ensure_dev_key(key)
-    tport, uiport, mport, aport = (devstack.free_port() for _ in range(4))
-    procs = [devstack.start_temporal(tport, uiport, work / "t.db"), devstack.start_moto(mport)]
-    aws = devstack.aws_env(mport)
+    tport, uiport, mport, aport = (processes.free_port() for _ in range(4))
+    procs = [processes.start_temporal(tport, uiport, work / "t.db"), processes.start_moto(mport)]
+    aws = processes.aws_env(mport)
     os.environ.update(aws)
     catalog = work / "iam-catalog.yaml"
     org = seed_iam_demo(catalog) if provider == "iam" else seed_demo()
@@ -57,12 +57,12 @@ def main(n: int, provider: str) -> None:
         "ELEVATE_MIN_DURATION": "PT1S",
     }
     procs += [
-        devstack.start_elevate(["worker"], env),
-        devstack.start_elevate(["api", "--port", str(aport)], env),
+        processes.start_elevate(["worker"], env),
+        processes.start_elevate(["api", "--port", str(aport)], env),
     ]
     base = f"http://127.0.0.1:{aport}"
     try:
-        devstack.wait_until(lambda: devstack.http_ok(f"{base}/readyz"), "API", 60)
+        processes.wait_until(lambda: processes.http_ok(f"{base}/readyz"), "API", 60)
 
         def tok(u: str) -> dict[str, str]:
             t = mint_token(u, USERS[u], issuer="elevate-dev", audience="elevate", key_path=key)
@@ -119,7 +119,7 @@ def main(n: int, provider: str) -> None:
                 f"p95={xs[int(0.95 * (len(xs) - 1))] * 1000:.0f} ms max={xs[-1] * 1000:.0f} ms"
             )
     finally:
-        devstack.stop(procs)
+        processes.stop(procs)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,3 @@
-from elevate.cli import app
+from elevate.cli.main import app
 
 app()

@@ -16,14 +16,14 @@ import boto3
 import httpx
 import pytest
 
-from elevate import devstack
-from elevate.aws import client
-from elevate.devkeys import KID, ensure_dev_key, mint_token
-from elevate.iam_catalog import IamPermissionSet
-from elevate.seed import USERS, DemoOrg, seed_demo
-from elevate.seed_iam import ACCOUNTS as IAM_ACCOUNTS
-from elevate.seed_iam import PERMISSION_SETS as IAM_PERMISSION_SETS
-from elevate.seed_iam import seed_iam_demo
+from elevate.devstack import processes
+from elevate.devstack.keys import KID, ensure_dev_key, mint_token
+from elevate.devstack.seed import USERS, DemoOrg, seed_demo
+from elevate.devstack.seed_iam import ACCOUNTS as IAM_ACCOUNTS
+from elevate.devstack.seed_iam import PERMISSION_SETS as IAM_PERMISSION_SETS
+from elevate.devstack.seed_iam import seed_iam_demo
+from elevate.providers.aws import client
+from elevate.providers.iam_catalog import IamPermissionSet
 from tests.databases import fresh_database
 
 ISSUER = "https://idp.test.example"
@@ -120,16 +120,16 @@ class Stack:
 
     def start_worker(self, **env: str) -> None:
         """Start (again) the worker; keyword arguments override its environment."""
-        self.procs["worker"] = devstack.start_elevate(
+        self.procs["worker"] = processes.start_elevate(
             ["worker"], {**self.env, **env}, self.logs / "worker.log"
         )
 
     def restart_temporal(self, down_seconds: float = 0) -> None:
         """Stop the Temporal dev server and start it again on the same port and SQLite file."""
-        devstack.stop([self.procs["temporal"]])
+        processes.stop([self.procs["temporal"]])
         time.sleep(down_seconds)
         port, ui_port, db_file = self.temporal_args
-        self.procs["temporal"] = devstack.start_temporal(
+        self.procs["temporal"] = processes.start_temporal(
             port, ui_port, db_file, self.logs / "temporal.log"
         )
 
@@ -184,17 +184,17 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
     key_path = work / "signing-key.pem"
     jwks = ensure_dev_key(key_path)
     temporal_port, ui_port, moto_port, api_port, metrics_port = (
-        devstack.free_port() for _ in range(5)
+        processes.free_port() for _ in range(5)
     )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(
-            devstack.start_temporal(
+            processes.start_temporal(
                 temporal_port, ui_port, work / "temporal.db", logs / "temporal.log"
             )
         )
-        procs.append(devstack.start_moto(moto_port, logs / "moto.log"))
-        aws = devstack.aws_env(moto_port)
+        procs.append(processes.start_moto(moto_port, logs / "moto.log"))
+        aws = processes.aws_env(moto_port)
         saved = {k: os.environ.get(k) for k in aws}
         os.environ.update(aws)
         try:
@@ -219,25 +219,25 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
             "ELEVATE_AUTO_MIGRATE": "false",
             **provider_env,
         }
-        devstack.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
+        processes.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
         s = Stack(f"http://127.0.0.1:{api_port}", org, key_path, env, logs, provider=provider)
         s.temporal_args = (temporal_port, ui_port, work / "temporal.db")
         s.procs["temporal"], s.procs["moto"] = procs[0], procs[1]
         s.start_worker()
-        s.procs["api"] = devstack.start_elevate(
+        s.procs["api"] = processes.start_elevate(
             ["api", "--port", str(api_port)], env, logs / "api.log"
         )
-        devstack.wait_until(
-            lambda: devstack.http_ok(f"{s.base}/readyz"), "the API", 60, s.procs["api"]
+        processes.wait_until(
+            lambda: processes.http_ok(f"{s.base}/readyz"), "the API", 60, s.procs["api"]
         )
         yield s
     finally:
         started = getattr(locals().get("s"), "procs", {})
-        devstack.stop(
+        processes.stop(
             [*procs, *(p for name, p in started.items() if name not in ("temporal", "moto"))]
         )
         if "temporal" in started:
-            devstack.stop([started["temporal"]])
+            processes.stop([started["temporal"]])
         for log in sorted(logs.glob("*.log")):
             tail = log.read_text(errors="replace")[-3000:]
             if "Traceback" in tail:

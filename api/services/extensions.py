@@ -15,7 +15,7 @@ from api.services import settings as settings_service
 from api.services.requests import load_visible, to_resource
 from api.temporal_gateway import TemporalGateway
 from elevate.contracts import Actor, ExtendInput, Status
-from elevate.provider import Provider
+from elevate.providers.base import Provider
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
 

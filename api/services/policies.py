@@ -14,11 +14,11 @@ from api.errors import Invalid, NotAllowed, NotFound, Unavailable
 from api.pagination import decode, encode
 from elevate import policy
 from elevate.audit import commit_with_event
-from elevate.catalog import Account, PermissionSet
 from elevate.contracts import Principal
 from elevate.models import StoredPolicy, utcnow
 from elevate.policy_schema import POLICY_KINDS, ApprovalBody, EligibilityBody, SettingsBody, iso
-from elevate.provider import Provider
+from elevate.providers.base import Provider
+from elevate.providers.catalog import Account, PermissionSet
 from elevate.settings import Settings
 
 

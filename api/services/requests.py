@@ -32,7 +32,7 @@ from elevate.contracts import (
 from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
 from elevate.policy import matches
 from elevate.policy_schema import SettingsBody
-from elevate.provider import Provider
+from elevate.providers.base import Provider
 from elevate.resources import to_resource as to_resource
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow

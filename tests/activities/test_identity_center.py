@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.assignments import AssignmentActivities
 from elevate.contracts import Assignment, VerifyInput, WaitInput
-from elevate.identity_center import IdentityCenterProvider
+from elevate.providers.identity_center import IdentityCenterProvider
 from elevate.settings import Settings
 
 INSTANCE = "arn:aws:sso:::instance/ssoins-1111222233334444"

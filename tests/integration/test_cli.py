@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from elevate import devstack
+from elevate.devstack import processes
 from tests.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -151,7 +151,7 @@ def test_usage_errors_exit_2(stack: Stack) -> None:
 
 
 def test_an_unreachable_api_exits_3() -> None:
-    url = f"http://127.0.0.1:{devstack.free_port()}"
+    url = f"http://127.0.0.1:{processes.free_port()}"
     done = cli(url, "token", "request", "show", "some-id")
     assert (done.returncode, done.stdout) == (3, "")
     assert done.stderr.startswith(f"cannot reach {url}")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from elevate import devstack
+from elevate.devstack import processes
 from tests.integration.tcpproxy import TcpProxy
 from tests.integration.test_lifecycle import CAROL, status_of
 from tests.stack import Stack, wait_for
@@ -29,8 +29,8 @@ def db_behind_proxy(stack: Stack) -> Iterator[tuple[TcpProxy, str]]:
         pytest.skip("needs PostgreSQL (ELEVATE_TEST_DATABASE=postgresql)")
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    port = devstack.free_port()
-    api = devstack.start_elevate(
+    port = processes.free_port()
+    api = processes.start_elevate(
         ["api", "--port", str(port)],
         {**stack.env, "ELEVATE_DATABASE_URL": proxied},
         stack.logs / "api-proxied-db.log",
@@ -39,11 +39,13 @@ def db_behind_proxy(stack: Stack) -> Iterator[tuple[TcpProxy, str]]:
     stack.start_worker(ELEVATE_DATABASE_URL=proxied)
     base = f"http://127.0.0.1:{port}"
     try:
-        devstack.wait_until(lambda: devstack.http_ok(f"{base}/healthz"), "the proxied API", 60, api)
+        processes.wait_until(
+            lambda: processes.http_ok(f"{base}/healthz"), "the proxied API", 60, api
+        )
         yield proxy, base
     finally:
         proxy.restore()
-        devstack.stop([api])
+        processes.stop([api])
         stack.kill_worker()
         stack.start_worker()
         proxy.close()

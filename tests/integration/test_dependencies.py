@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from elevate import devstack
+from elevate.devstack import processes
 from tests.integration.test_lifecycle import request_access, status_of
 from tests.stack import Stack, wait_for
 
@@ -21,15 +21,17 @@ ALICE, CAROL = "alice@example.com", "carol@example.com"
 @pytest.fixture
 def api_without_temporal(stack: Stack) -> Iterator[str]:
     """A second API replica on the same database, pointed at a Temporal that does not answer."""
-    port = devstack.free_port()
-    env = {**stack.env, "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{devstack.free_port()}"}
-    proc = devstack.start_elevate(["api", "--port", str(port)], env, stack.logs / "api-lonely.log")
+    port = processes.free_port()
+    env = {**stack.env, "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{processes.free_port()}"}
+    proc = processes.start_elevate(["api", "--port", str(port)], env, stack.logs / "api-lonely.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        devstack.wait_until(lambda: devstack.http_ok(f"{base}/healthz"), "the second API", 60, proc)
+        processes.wait_until(
+            lambda: processes.http_ok(f"{base}/healthz"), "the second API", 60, proc
+        )
         yield base
     finally:
-        devstack.stop([proc])
+        processes.stop([proc])
 
 
 def test_reads_work_and_writes_are_503_without_temporal(

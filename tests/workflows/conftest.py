@@ -20,11 +20,11 @@ from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.store import StoreActivities
-from elevate.aws import client
 from elevate.contracts import AccessRequestInput, Assignment, Principal
-from elevate.identity_center import IdentityCenterProvider
+from elevate.devstack.seed import DemoOrg, seed_demo
 from elevate.models import AccessRequest
-from elevate.seed import DemoOrg, seed_demo
+from elevate.providers.aws import client
+from elevate.providers.identity_center import IdentityCenterProvider
 from elevate.settings import Settings
 from tests.conftest import tool
 from workflows.access_request import AccessRequestWorkflow

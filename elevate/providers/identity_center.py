@@ -7,10 +7,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from elevate.aws import ErrorKind, classify, client
-from elevate.catalog import Catalog, PermissionSet
 from elevate.contracts import Assignment
-from elevate.provider import Operation
+from elevate.providers.aws import ErrorKind, classify, client
+from elevate.providers.base import Operation
+from elevate.providers.catalog import Catalog, PermissionSet
 from elevate.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from elevate.aws import client
+from elevate.providers.aws import client
 
 USERS = {
     "alice@example.com": ["developers"],

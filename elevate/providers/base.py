@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from elevate.catalog import Account, PermissionSet
 from elevate.contracts import Assignment
-from elevate.settings import Settings
+from elevate.providers.catalog import Account, PermissionSet
 
 
 @dataclass(frozen=True)
@@ -70,14 +69,3 @@ class Provider(Protocol):
     def holders(self, account_id: str, pset: PermissionSet) -> list[str]:
         """Principal ids holding `pset` on the account (the reconciler's view)."""
         ...
-
-
-def make_provider(settings: Settings) -> Provider:
-    """The provider ELEVATE_PROVIDER names, for the API and the worker alike."""
-    if settings.provider == "iam":
-        from elevate.iam_provider import IamProvider
-
-        return IamProvider.from_settings(settings)
-    from elevate.identity_center import IdentityCenterProvider
-
-    return IdentityCenterProvider(settings)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from elevate.iam_catalog import CatalogError, IamCatalog, load_iam_catalog
+from elevate.providers.iam_catalog import CatalogError, IamCatalog, load_iam_catalog
 
 GOOD = """\
 accounts:

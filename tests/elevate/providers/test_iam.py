@@ -14,11 +14,11 @@ import yaml
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from elevate.aws import ErrorKind, classify, client, error_code
-from elevate.catalog import Account, PermissionSet
 from elevate.contracts import Assignment
-from elevate.iam_catalog import CatalogError, IamAccount, IamCatalog, IamPermissionSet
-from elevate.iam_provider import (
+from elevate.providers.aws import ErrorKind, classify, client, error_code
+from elevate.providers.base import Operation, Provider
+from elevate.providers.catalog import Account, PermissionSet
+from elevate.providers.iam import (
     SCOPE,
     AssumedClients,
     ClientMaker,
@@ -26,7 +26,7 @@ from elevate.iam_provider import (
     RoleCredentials,
     make_client,
 )
-from elevate.provider import Operation, Provider
+from elevate.providers.iam_catalog import CatalogError, IamAccount, IamCatalog, IamPermissionSet
 from elevate.settings import Settings
 
 REGION = "us-east-1"

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from elevate import people_cli
-from elevate.policy_cli import app as policy_app
+from elevate.cli import people as people_cli
+from elevate.cli.policy import app as policy_app
 from elevate.settings import STATE_DIR, get_settings
 
 if TYPE_CHECKING:
-    from elevate.seed import DemoOrg
+    from elevate.devstack.seed import DemoOrg
 
 
 class ProviderName(StrEnum):
@@ -100,7 +100,7 @@ def token(
     ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
 ) -> None:
     """Mint a token signed with the dev stack's key (creates the key on first use)."""
-    from elevate.devkeys import ensure_dev_key, mint_token
+    from elevate.devstack.keys import ensure_dev_key, mint_token
 
     s = get_settings()
     ensure_dev_key()
@@ -120,7 +120,7 @@ def token(
 @app.command()
 def assignments(account_id: Annotated[str, typer.Argument(help="12-digit account id")]) -> None:
     """List who holds which permission set on an account, as AWS reports it."""
-    from elevate.provider import make_provider
+    from elevate.providers.factory import make_provider
 
     provider = make_provider(get_settings())
     for pset in provider.permission_sets():
@@ -141,33 +141,33 @@ def dev(
     ] = ProviderName.identity_center,
 ) -> None:
     """Run everything on this machine: Temporal dev server, emulated AWS, API and worker."""
-    from elevate import devstack
-    from elevate.devkeys import ensure_dev_key
-    from elevate.walkthrough import walkthrough
+    from elevate.devstack import processes
+    from elevate.devstack.keys import ensure_dev_key
+    from elevate.devstack.walkthrough import walkthrough
 
     logs = STATE_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     jwks = ensure_dev_key()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        if devstack.port_open("127.0.0.1", temporal_port):
+        if processes.port_open("127.0.0.1", temporal_port):
             typer.echo(f"Temporal already answers on :{temporal_port}; using it")
         else:
             typer.echo(
                 f"starting Temporal dev server on :{temporal_port} (UI http://localhost:{ui_port})"
             )
             procs.append(
-                devstack.start_temporal(
+                processes.start_temporal(
                     temporal_port, ui_port, STATE_DIR / "temporal.db", logs / "temporal.log"
                 )
             )
-        if devstack.port_open("127.0.0.1", moto_port):
+        if processes.port_open("127.0.0.1", moto_port):
             raise typer.BadParameter(
                 f"port {moto_port} is taken; pass --moto-port", param_hint="--moto-port"
             )
         typer.echo(f"starting moto (emulated AWS) on :{moto_port} and seeding a demo organization")
-        procs.append(devstack.start_moto(moto_port, logs / "moto.log"))
-        aws = devstack.aws_env(moto_port)
+        procs.append(processes.start_moto(moto_port, logs / "moto.log"))
+        aws = processes.aws_env(moto_port)
         os.environ.update(aws)
         org, provider_env = _seed(provider)
         env = {
@@ -177,27 +177,27 @@ def dev(
             "ELEVATE_AUTH_JWKS_URL": str(jwks.resolve()),
             "ELEVATE_AUTO_MIGRATE": "false",
         }
-        if devstack.port_open("127.0.0.1", get_settings().worker_metrics_port):
+        if processes.port_open("127.0.0.1", get_settings().worker_metrics_port):
             env["ELEVATE_WORKER_METRICS_PORT"] = "0"  # taken: run the worker without it
         typer.echo("upgrading the database schema (elevate db upgrade)")
-        devstack.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
-        procs.append(devstack.start_elevate(["worker"], env, logs / "worker.log"))
+        processes.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
+        procs.append(processes.start_elevate(["worker"], env, logs / "worker.log"))
         procs.append(
-            devstack.start_elevate(["api", "--port", str(api_port)], env, logs / "api.log")
+            processes.start_elevate(["api", "--port", str(api_port)], env, logs / "api.log")
         )
         base = f"http://127.0.0.1:{api_port}"
-        devstack.wait_until(lambda: devstack.http_ok(f"{base}/readyz"), "the API", 60, procs[-1])
+        processes.wait_until(lambda: processes.http_ok(f"{base}/readyz"), "the API", 60, procs[-1])
         typer.echo(walkthrough(base, org, ui_port, logs, provider_env))
         _wait_for_signal(procs)
     finally:
         typer.echo("stopping the dev stack")
-        devstack.stop(procs)
+        processes.stop(procs)
 
 
 @contextmanager
 def _refused_configuration() -> Iterator[None]:
     """A provider configuration AWS contradicts stops the command, saying what is wrong."""
-    from elevate.iam_catalog import CatalogError
+    from elevate.providers.iam_catalog import CatalogError
 
     try:
         yield
@@ -209,13 +209,13 @@ def _refused_configuration() -> Iterator[None]:
 def _seed(provider: ProviderName) -> tuple[DemoOrg, dict[str, str]]:
     """Seed emulated AWS for the provider; the environment the API and worker need for it."""
     if provider is ProviderName.iam:
-        from elevate.seed_iam import seed_iam_demo
+        from elevate.devstack.seed_iam import seed_iam_demo
 
         catalog = (STATE_DIR / "iam-catalog.yaml").resolve()
         org = seed_iam_demo(catalog)
         typer.echo(f"IAM catalog written to {catalog}")
         return org, {"ELEVATE_PROVIDER": "iam", "ELEVATE_IAM_CATALOG": str(catalog)}
-    from elevate.seed import seed_demo
+    from elevate.devstack.seed import seed_demo
 
     return seed_demo(), {}
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from elevate.aws import client
+from elevate.providers.aws import client
 from elevate.settings import Settings
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from elevate.iam_catalog import IamAccount, IamCatalog, IamPermissionSet
-from elevate.iam_provider import AssumedClients
-from elevate.seed import USERS, DemoOrg
+from elevate.devstack.seed import USERS, DemoOrg
+from elevate.providers.iam import AssumedClients
+from elevate.providers.iam_catalog import IamAccount, IamCatalog, IamPermissionSet
 
 OWN_ACCOUNT = "123456789012"  # moto's default account: the worker's own credentials
 ACCOUNTS = [

@@ -1,6 +1,6 @@
 """The plain-IAM provider, for accounts without Organizations or IAM Identity Center.
 
-A permission set of the catalog file (`elevate.iam_catalog`) is an IAM group (grant =
+A permission set of the catalog file (`elevate.providers.iam_catalog`) is an IAM group (grant =
 AddUserToGroup) or a managed policy (grant = AttachUserPolicy) in each catalog account; its
 `PermissionSet.arn` is "group:<name>" or the policy ARN. Accounts with a `role_arn` are reached
 by assuming that role; the others with the worker's own credentials.
@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from elevate.aws import (
+from elevate.contracts import Assignment
+from elevate.providers.aws import (
     CLIENT_CONFIG,
     ErrorKind,
     classify,
@@ -38,16 +39,15 @@ from elevate.aws import (
     error_message,
     watch_errors,
 )
-from elevate.catalog import Account, PermissionSet
-from elevate.contracts import Assignment
-from elevate.iam_catalog import (
+from elevate.providers.base import Operation
+from elevate.providers.catalog import Account, PermissionSet
+from elevate.providers.iam_catalog import (
     CatalogError,
     IamAccount,
     IamCatalog,
     IamPermissionSet,
     load_iam_catalog,
 )
-from elevate.provider import Operation
 from elevate.settings import Settings
 
 if TYPE_CHECKING:

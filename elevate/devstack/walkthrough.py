@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from elevate.seed import USERS, DemoOrg
+from elevate.devstack.seed import USERS, DemoOrg
 from elevate.settings import get_settings
 
 
 def _token(user: str) -> str:
-    from elevate.devkeys import mint_token
+    from elevate.devstack.keys import mint_token
 
     s = get_settings()
     return mint_token(

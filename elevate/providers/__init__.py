@@ -1,0 +1,2 @@
+"""Where access is granted: the interface (base), IAM Identity Center, plain IAM, their catalogs,
+the AWS helpers, and the factory that picks one."""
