@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -25,6 +27,7 @@ from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
+from activities.sessions import SessionActivities
 from activities.store import StoreActivities
 from activities.sweep import SweepActivities
 from elevate import temporal
@@ -34,10 +37,12 @@ from elevate.logs import configure as configure_logging
 from elevate.providers import aws
 from elevate.providers.base import Provider
 from elevate.providers.factory import make_provider
+from elevate.providers.identity_center import IdentityCenterProvider
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
 from workflows.reconcile import ReconcileWorkflow
+from workflows.sessions import SessionGuardWorkflow
 
 log = logging.getLogger("elevate.worker")
 
@@ -52,21 +57,45 @@ def build_worker(
     prepare_schema(engine, settings)
     store = StoreActivities(engine)
     assignments = AssignmentActivities(provider)
-    lease = LeaseActivities(client, settings.task_queue)
+    sessions = (
+        SessionActivities(provider, client, settings.task_queue, settings.end_sessions_keep)
+        if isinstance(provider, IdentityCenterProvider)
+        else None  # plain IAM cannot end issued sessions precisely (README)
+    )
+    session_activities: list[Callable[..., Any]] = (
+        [] if sessions is None else [sessions.send_end_sessions, sessions.apply_session_denies]
+    )
+    lease = LeaseActivities(
+        client,
+        settings.task_queue,
+        engine,
+        settings.lease_grace,
+        end_sessions=settings.end_sessions and sessions is not None,
+    )
     notify = NotifyActivities(engine, settings)
-    reconcile = ReconcileActivities(engine, provider, settings.reconcile_permission_sets)
-    sweep = SweepActivities(engine, client)
+    reconcile = ReconcileActivities(
+        engine, provider, settings.reconcile_permission_sets, settings.lease_grace
+    )
+    sweep = SweepActivities(engine, client, settings.lease_grace)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[AccessRequestWorkflow, AssignmentWorkflow, ReconcileWorkflow],
+        workflows=[
+            AccessRequestWorkflow,
+            AssignmentWorkflow,
+            ReconcileWorkflow,
+            SessionGuardWorkflow,
+        ],
         activities=[
             lease.send_lease,
+            lease.covering_leases,
             notify.send_notification,
             notify.send_slack_notification,
             reconcile.scan,
             reconcile.record_run,
             sweep.fail_unstarted,
+            sweep.find_lost,
+            sweep.fail_lost,
             store.record_status,
             store.record_approval,
             store.record_event,
@@ -76,6 +105,7 @@ def build_worker(
             assignments.delete_assignment,
             assignments.wait_assignment_deleted,
             assignments.verify_assignment,
+            *session_activities,
         ],
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,

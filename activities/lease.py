@@ -1,18 +1,45 @@
-"""Messages from a request to the owner of its assignment (signal-with-start)."""
+"""Messages from a request to the owner of its assignment (signal-with-start), and what a fresh
+owner learns about its leases from the projection."""
 
 from __future__ import annotations
 
-from temporalio import activity
-from temporalio.client import Client
+import asyncio
+from datetime import datetime, timedelta
 
-from elevate.contracts import AssignmentState, LeaseInput, assignment_workflow_id
-from workflows.assignment import AssignmentWorkflow
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from elevate.contracts import (
+    TERMINAL,
+    Assignment,
+    AssignmentState,
+    CoveringLeases,
+    LeaseInput,
+    Status,
+    assignment_workflow_id,
+)
+from elevate.models import AccessRequest, utcnow
+
+_DONE = [s.value for s in TERMINAL] + [Status.REVOKING.value]
 
 
 class LeaseActivities:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        engine: sa.Engine | None = None,
+        grace: timedelta = timedelta(minutes=2),
+        end_sessions: bool = False,
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._engine = engine
+        self._grace = grace
+        self._end_sessions = end_sessions
 
     @activity.defn
     async def send_lease(self, lease: LeaseInput) -> None:
@@ -21,10 +48,64 @@ class LeaseActivities:
         Safe to retry: the owner treats a repeated acquire or release of the same request as one.
         """
         await self._client.start_workflow(
-            AssignmentWorkflow.run,
-            AssignmentState(lease.assignment),
+            "AssignmentWorkflow",  # by name: the workflow module imports this one
+            AssignmentState(lease.assignment, end_sessions=self._end_sessions),
             id=assignment_workflow_id(lease.assignment),
             task_queue=self._task_queue,
             start_signal="release" if lease.release else "acquire",
             start_signal_args=[lease],
         )
+
+    @activity.defn
+    async def covering_leases(self, a: Assignment) -> CoveringLeases:
+        """The active requests of this triple whose workflow still runs and whose end (plus the
+        grace) has not passed; and the requests of the triple that are done with it."""
+        rows, done = await asyncio.to_thread(self._rows, a)
+        found = CoveringLeases(released=done)
+        now = utcnow()
+        for request_id, workflow_id, end_at in rows:
+            expires = end_at + self._grace if end_at is not None else None
+            if expires is not None and expires <= now:
+                continue
+            if await workflow_running(self._client, workflow_id):
+                found.leases[request_id] = workflow_id
+                if expires is not None:
+                    found.expires[request_id] = expires
+        return found
+
+    def _rows(self, a: Assignment) -> tuple[list[tuple[str, str, datetime | None]], list[str]]:
+        if self._engine is None:
+            raise RuntimeError("LeaseActivities needs the database to rebuild an owner")
+        same = (
+            col(AccessRequest.account_id) == a.account_id,
+            col(AccessRequest.permission_set_arn) == a.permission_set_arn,
+            col(AccessRequest.principal_id) == a.principal_id,
+        )
+        with Session(self._engine) as session:
+            active = session.exec(
+                select(AccessRequest.id, AccessRequest.workflow_id, AccessRequest.end_at).where(
+                    *same, AccessRequest.status == Status.ACTIVE.value
+                )
+            ).all()
+            done = session.exec(
+                select(AccessRequest.id)
+                .where(*same, col(AccessRequest.status).in_(_DONE))
+                .order_by(col(AccessRequest.updated_at).desc())
+                .limit(100)
+            ).all()
+        return [(r, w, e) for r, w, e in active], list(done)
+
+
+async def workflow_running(client: Client, workflow_id: str) -> bool:
+    """Does the workflow exist and still run? (An unknown one does not.)"""
+    return await workflow_status(client, workflow_id) == WorkflowExecutionStatus.RUNNING
+
+
+async def workflow_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return described.status

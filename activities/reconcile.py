@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from temporalio import activity
@@ -19,10 +21,17 @@ Triple = tuple[str, str, str]  # account, permission set ARN, principal id
 
 
 class ReconcileActivities:
-    def __init__(self, engine: sa.Engine, provider: Provider, managed: list[str]) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        provider: Provider,
+        managed: list[str],
+        grace: timedelta = timedelta(minutes=2),
+    ) -> None:
         self._engine = engine
         self._provider = provider
         self._configured = managed
+        self._grace = grace
 
     def managed(self, session: Session, all_sets: list[PermissionSet]) -> list[PermissionSet]:
         """Configured names; else those any eligibility policy names; else all of them."""
@@ -48,7 +57,13 @@ class ReconcileActivities:
             rows = session.exec(
                 select(AccessRequest).where(col(AccessRequest.status).in_(COVERING))
             ).all()
-        covered = {(r.account_id, r.permission_set_arn, r.principal_id) for r in rows}
+        # A request past its end (plus the grace) covers nothing, whatever its row says.
+        deadline = started - self._grace
+        covered = {
+            (r.account_id, r.permission_set_arn, r.principal_id)
+            for r in rows
+            if r.end_at is None or r.end_at > deadline
+        }
         present: set[Triple] = set()
         findings: list[Finding] = []
         for account in accounts:

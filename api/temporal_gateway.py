@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -15,10 +20,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import Conflict, NotAllowed, Unavailable
 from elevate import temporal
 from elevate.contracts import AccessRequestInput
+from elevate.models import utcnow
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
 
 _VERDICTS = {"Conflict": Conflict, "NotAllowed": NotAllowed}
+# API.md "Outages": an action answers within 15 s; past that nothing was recorded.
+ACTION_TIMEOUT = 15.0
 
 
 class TemporalGateway:
@@ -76,8 +84,16 @@ class TemporalGateway:
     async def update(self, request_id: str, update: Any, arg: Any) -> None:
         client = await self.client()
         handle = client.get_workflow_handle(temporal.workflow_id(request_id))
+        # Temporal may still hand the update to a worker after we gave up: past this deadline
+        # the workflow's validator refuses it, so a 503 really recorded nothing.
+        arg = dataclasses.replace(arg, deadline=utcnow() + timedelta(seconds=ACTION_TIMEOUT))
         try:
-            await handle.execute_update(update, arg)
+            await asyncio.wait_for(handle.execute_update(update, arg), ACTION_TIMEOUT)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            raise Unavailable(
+                "the request's workflow did not take the action in time (no worker is running, "
+                "or Temporal is not answering); nothing was recorded, try again"
+            ) from err
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type in _VERDICTS:

@@ -68,6 +68,7 @@ class Assignment:
 
 # How long before end_at `ending_soon` is sent, unless the settings say otherwise.
 ENDING_SOON_LEAD = timedelta(minutes=15)
+LEASE_GRACE = timedelta(minutes=2)
 
 
 @dataclass
@@ -83,6 +84,8 @@ class AccessRequestInput:
     approval_timeout: timedelta
     # Defaulted: inputs recorded before it existed still decode.
     ending_soon_lead: timedelta = ENDING_SOON_LEAD
+    # How long past end_at the assignment's owner keeps a lease nobody gave back.
+    lease_grace: timedelta = LEASE_GRACE
 
 
 @dataclass
@@ -91,18 +94,21 @@ class DecisionInput:
 
     actor: Actor
     comment: str | None = None
+    deadline: datetime | None = None  # the API stopped waiting then: later, refuse it
 
 
 @dataclass
 class CancelInput:
     actor: Actor
     comment: str | None = None
+    deadline: datetime | None = None
 
 
 @dataclass
 class RevokeInput:
     actor: Actor
     comment: str | None = None
+    deadline: datetime | None = None
 
 
 @dataclass
@@ -177,6 +183,11 @@ class LeaseInput:
     assignment: Assignment
     release: bool = False
     repair: bool = False  # grant again even if the owner believes it granted (reconciler)
+    # When the lease ends by itself: `end_at` when known (a scheduled start, an extension),
+    # else `duration` from the grant; the owner drops it `grace` after that end.
+    end_at: datetime | None = None
+    duration: timedelta | None = None
+    grace: timedelta = LEASE_GRACE
 
 
 @dataclass
@@ -198,6 +209,35 @@ class AssignmentState:
     leases: dict[str, str] = field(default_factory=dict)  # request id -> its workflow id
     granted: bool = False
     queue: list[LeaseInput] = field(default_factory=list)
+    # Since "lease-ends": when each lease lapses by itself (end + grace) ...
+    expires: dict[str, datetime] = field(default_factory=dict)
+    # ... the requests that gave their lease back (a late duplicate acquire is refused) ...
+    released: dict[str, datetime] = field(default_factory=dict)
+    # ... whether this owner already learned its leases from the projection, and whether a
+    # revoke was still being retried when it continued as new.
+    rebuilt: bool = False
+    revoke_pending: bool = False
+    # After each revoke, end the sessions issued under the assignment (Identity Center).
+    end_sessions: bool = False
+
+
+@dataclass
+class CoveringLeases:
+    """What a fresh owner learns from the projection, confirmed against each request's workflow."""
+
+    leases: dict[str, str] = field(default_factory=dict)  # request id -> workflow id
+    expires: dict[str, datetime] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)  # requests of this triple already done
+
+
+@dataclass
+class LostRequest:
+    """A covering request whose workflow closed without giving its access back, or is stuck."""
+
+    request_id: str
+    workflow_id: str
+    assignment: Assignment
+    cause: str
 
 
 def assignment_workflow_id(a: Assignment) -> str:
@@ -241,6 +281,7 @@ class ExtendInput:
     approvers: list[Principal]
     approvals_required: int
     approval_timeout: timedelta
+    deadline: datetime | None = None
 
 
 @dataclass
@@ -254,3 +295,66 @@ class ExtensionChange:
     pending: dict[str, object] | None
     end_at: datetime | None = None
     details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class EndSessions:
+    """The owner revoked an assignment at `ended_at`: sessions issued before must stop."""
+
+    assignment: Assignment
+    ended_at: datetime
+    request_id: str
+
+
+@dataclass
+class DenyEntry:
+    """One user's deny on one account in a permission set's inline policy, until `remove_at`."""
+
+    username: str
+    account_id: str
+    ended_at: datetime
+    remove_at: datetime
+    request_ids: list[str] = field(default_factory=list)  # still to be told `sessions_ended`
+
+    @property
+    def key(self) -> str:
+        return f"{self.username}|{self.account_id}"
+
+
+@dataclass
+class EndSessionsInput:
+    """What the per-permission-set writer is asked to add (username and keep already looked up)."""
+
+    instance_arn: str
+    permission_set_arn: str
+    entry: DenyEntry
+
+
+@dataclass
+class SessionGuardState:
+    instance_arn: str
+    permission_set_arn: str
+    entries: dict[str, DenyEntry] = field(default_factory=dict)
+    # The inline policy as it was before elevate wrote into it, restored byte for byte after.
+    original: str | None = None
+    queue: list[EndSessionsInput] = field(default_factory=list)
+
+
+@dataclass
+class ApplyDenies:
+    instance_arn: str
+    permission_set_arn: str
+    entries: list[DenyEntry]
+    accounts: list[str]  # where the permission set is provisioned again
+    original: str | None
+
+
+@dataclass
+class ApplyResult:
+    original: str | None
+    dropped: list[str] = field(default_factory=list)  # entry keys that did not fit
+
+
+def session_guard_workflow_id(permission_set_arn: str) -> str:
+    """One writer per permission set: its inline policy is edited by nobody else."""
+    return f"end-sessions-{permission_set_arn.rsplit('/', 1)[-1]}"

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from elevate.contracts import ENDING_SOON_LEAD
+from elevate.contracts import ENDING_SOON_LEAD, LEASE_GRACE
 
 STATE_DIR = Path(".elevate")
 
@@ -66,6 +66,16 @@ class Settings(BaseSettings):
         return (
             [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         )
+
+    # Access never outlives end_at by more than this, even when the request's workflow is gone:
+    # the assignment's owner drops a lease nobody gave back this long after its end.
+    lease_grace: timedelta = LEASE_GRACE
+
+    # Identity Center: when access ends, sessions already issued under it stop working (a deny
+    # in the permission set's inline policy), kept for the permission set's session duration
+    # unless `end_sessions_keep` says otherwise.
+    end_sessions: bool = True
+    end_sessions_keep: timedelta | None = None
 
     # Revoke never gives up; this only spaces its attempts once AWS keeps refusing.
     revoke_retry_max_interval: timedelta = timedelta(minutes=5)

@@ -28,6 +28,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notices
     from workflows.options import SYSTEM, message, store
 
+# Before these patches a lost lease message waited forever, and the revoke waited for the
+# database write of `revoking`.
+LEASE_RESEND = "lease-resend"
+REVOKE_FIRST = "revoke-first"
+_RESEND_AFTER = timedelta(minutes=2)
+
 
 @workflow.defn
 class AccessRequestWorkflow(DecisionHandlers):
@@ -151,13 +157,41 @@ class AccessRequestWorkflow(DecisionHandlers):
 
     async def _lease(self, release: bool) -> LeaseResult:
         """Send an acquire or release to the assignment's owner and wait for its answer."""
+        await self._send_lease(release)
+        return await self._lease_answer(release)
+
+    async def _send_lease(self, release: bool) -> None:
         self._lease_results.pop(release, None)
-        lease = LeaseInput(
-            self.inp.request_id, workflow.info().workflow_id, self.inp.assignment, release
+        await message(LeaseActivities.send_lease, self._lease_input(release))
+
+    def _lease_input(self, release: bool, end_at: datetime | None = None) -> LeaseInput:
+        """The lease carries its end (or the duration from the grant), so the owner drops it by
+        itself should this workflow never give it back."""
+        inp = self.inp
+        end = end_at or (inp.start_at + inp.duration if inp.start_at else None)
+        return LeaseInput(
+            inp.request_id,
+            workflow.info().workflow_id,
+            inp.assignment,
+            release,
+            end_at=end,
+            duration=None if end else inp.duration,
+            grace=inp.lease_grace,
         )
-        await message(LeaseActivities.send_lease, lease)
-        await workflow.wait_condition(lambda: release in self._lease_results)
-        return self._lease_results[release]
+
+    async def _lease_answer(self, release: bool) -> LeaseResult:
+        if not workflow.patched(LEASE_RESEND):
+            await workflow.wait_condition(lambda: release in self._lease_results)
+            return self._lease_results[release]
+        # An owner that lost its state (terminated, reset) lost our message too: send it again.
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: release in self._lease_results, timeout=_RESEND_AFTER
+                )
+                return self._lease_results[release]
+            except TimeoutError:
+                await message(LeaseActivities.send_lease, self._lease_input(release))
 
     @workflow.signal(name=LEASE_RESULT)
     def lease_result(self, result: LeaseResult) -> None:
@@ -201,8 +235,14 @@ class AccessRequestWorkflow(DecisionHandlers):
         if self._status is Status.FAILED:
             return  # the owner already gave the failed lease back
         final, actor, comment = self._stop or (Status.ENDED, Actor(SYSTEM), None)
-        await self._set(Status.REVOKING, actor.username, "revoking", {"comment": comment})
-        released = await self._lease(release=True)
+        if workflow.patched(REVOKE_FIRST):
+            # The owner revokes at AWS even while the database (the projection) is down.
+            await self._send_lease(release=True)
+            await self._set(Status.REVOKING, actor.username, "revoking", {"comment": comment})
+            released = await self._lease_answer(release=True)
+        else:
+            await self._set(Status.REVOKING, actor.username, "revoking", {"comment": comment})
+            released = await self._lease(release=True)
         revoked_by = actor.username if final is not Status.ENDED else None
         action = "ended" if final is Status.ENDED else str(final)
         details = {"comment": comment, "still_covered_by_another_request": released.still_covered}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.lease import LeaseActivities
     from activities.store import StoreActivities
     from elevate.contracts import (
         AccessRequestInput,
@@ -15,10 +17,14 @@ with workflow.unsafe.imports_passed_through():
         DecisionInput,
         ExtendInput,
         ExtensionChange,
+        LeaseInput,
         Status,
     )
     from elevate.policy import matches
-    from workflows.options import SYSTEM, conflict, not_allowed, store
+    from workflows.options import SYSTEM, check_in_time, conflict, message, not_allowed, store
+
+# Before this patch the owner's lease kept the first end; now an extension moves it.
+LEASE_EXTENDS = "lease-extends"
 
 
 @dataclass
@@ -61,6 +67,7 @@ class ExtensionHandlers:
     _extension: PendingExtension | None
     _end_at: datetime | None
     _end_version: int
+    _lease_input: Callable[..., LeaseInput]
 
     @workflow.update
     async def extend(self, inp: ExtendInput) -> None:
@@ -72,6 +79,7 @@ class ExtensionHandlers:
 
     @extend.validator
     def _validate_extend(self, inp: ExtendInput) -> None:
+        check_in_time(inp)
         if inp.actor.username != self.inp.requester:
             raise not_allowed("only the requester may extend a request")
         if self._status is not Status.ACTIVE or self._stop is not None or self._ending:
@@ -111,6 +119,10 @@ class ExtensionHandlers:
             return
         self._end_at += ext.request.duration
         self._end_version += 1
+        if workflow.patched(LEASE_EXTENDS):
+            # Before anything waits for the database: the owner must not drop the lease at the
+            # old end.
+            await message(LeaseActivities.send_lease, self._lease_input(False, self._end_at))
         details = {
             "duration": ext.request.duration.total_seconds(),
             "approvers": list(ext.approvals),

@@ -34,6 +34,13 @@ def conflict(message: str) -> ApplicationError:
     return ApplicationError(message, type="Conflict", non_retryable=True)
 
 
+def check_in_time(inp: Any) -> None:
+    """An action the API already answered 503 for (it waited 15 s) must not happen later."""
+    deadline = getattr(inp, "deadline", None)
+    if deadline is not None and workflow.now() > deadline:
+        raise ApplicationError("the caller stopped waiting", type="Expired", non_retryable=True)
+
+
 def not_allowed(message: str) -> ApplicationError:
     """A validator's refusal the API answers with 403."""
     return ApplicationError(message, type="NotAllowed", non_retryable=True)
@@ -61,6 +68,21 @@ async def wait_aws(activity: Callable[[Any, A], R], arg: A) -> R:
 async def store(activity: Callable[[Any, A], R], arg: A) -> R:
     """Database writes and Temporal messages: retried until they succeed."""
     return await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=timedelta(seconds=10), retry_policy=_STORE_RETRY
+    )
+
+
+async def ask(activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
+    """An async activity that reads (the projection, Temporal): retried until it answers."""
+    return await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE_RETRY
+    )
+
+
+def record(activity: Callable[[Any, A], R], arg: A) -> workflow.ActivityHandle[R]:
+    """A database write that must not hold up what comes next (a revoke never waits for the
+    database); retried until it succeeds. Await the handle before the workflow closes."""
+    return workflow.start_activity_method(
         activity, arg, start_to_close_timeout=timedelta(seconds=10), retry_policy=_STORE_RETRY
     )
 

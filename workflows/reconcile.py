@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.lease import LeaseActivities
@@ -16,6 +17,8 @@ with workflow.unsafe.imports_passed_through():
 
 RECONCILER = "reconciler"
 SWEEP_PATCH = "sweep-unstarted"
+# Before this patch a request whose workflow was terminated stayed `active` with its access.
+LOST_PATCH = "workflow-lost"
 
 
 @workflow.defn
@@ -30,6 +33,8 @@ class ReconcileWorkflow:
 
     @workflow.run
     async def run(self, inp: ReconcileInput) -> int:
+        if inp.mode == "revoke" and workflow.patched(LOST_PATCH):
+            await self._end_lost()
         report = await workflow.execute_activity_method(
             ReconcileActivities.scan,
             inp,
@@ -58,6 +63,21 @@ class ReconcileWorkflow:
                 SweepActivities.fail_unstarted, start_to_close_timeout=timedelta(minutes=2)
             )
         return len(report.findings)
+
+    async def _end_lost(self) -> None:
+        """Requests whose workflow closed (or hangs) holding access: their lease goes back to
+        the owner first, which revokes unless another request covers the triple; then the
+        request ends `failed` with a `workflow_lost` event."""
+        lost = await workflow.execute_activity_method(
+            SweepActivities.find_lost,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        me = workflow.info().workflow_id
+        for request in lost:
+            lease = LeaseInput(request.request_id, me, request.assignment, release=True)
+            await message(LeaseActivities.send_lease, lease)
+            await store(SweepActivities.fail_lost, request)
 
     @workflow.signal(name=LEASE_RESULT)
     def lease_result(self, result: LeaseResult) -> None:

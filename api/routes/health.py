@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,9 +24,10 @@ def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> Any:
     checks: dict[str, str] = {}
     try:
-        ping(request.app.state.engine)
+        # In a thread, bounded: a database that hangs must not stall the event loop (/healthz).
+        await asyncio.wait_for(asyncio.to_thread(ping, request.app.state.engine), 5)
         checks["database"] = "ok"
-    except SQLAlchemyError as err:
+    except (SQLAlchemyError, TimeoutError) as err:
         checks["database"] = f"unavailable: {type(err).__name__}"
     try:
         await request.app.state.temporal.check()

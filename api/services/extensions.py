@@ -52,6 +52,7 @@ def extend(
         decision.approvals_required,
         eff.approval_timeout,
     )
+    session.rollback()  # no connection is held while the workflow decides (up to 15 s)
     anyio.from_thread.run(gateway.update, request_id, AccessRequestWorkflow.extend, inp)
     session.expire_all()
     return to_resource(session, load_visible(session, user, request_id))

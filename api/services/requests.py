@@ -196,6 +196,7 @@ def create_request(
         approvals_required=decision.approvals_required,
         approval_timeout=eff.approval_timeout,
         ending_soon_lead=settings.notify_ending_soon_lead,
+        lease_grace=settings.lease_grace,
     )
     try:
         memo = {"justification": body.justification, "ticket": body.ticket}
@@ -329,6 +330,7 @@ def act(
         raise Invalid(f"a comment is required to {action}", "comment_required", ["comment"])
     update, input_type = _ACTIONS[action]
     actor = Actor(user.username, list(user.groups), user.is_admin)
+    session.rollback()  # no connection is held while the workflow decides (up to 15 s)
     anyio.from_thread.run(gateway.update, request_id, update, input_type(actor, comment))
     session.expire_all()
     return to_resource(session, _load(session, request_id))

@@ -21,6 +21,7 @@ class Operation:
 
     status: Literal["IN_PROGRESS", "SUCCEEDED", "FAILED"]
     reason: str | None = None
+    request_id: str | None = None  # what to poll while IN_PROGRESS, where AWS gives one
 
 
 class Provider(Protocol):

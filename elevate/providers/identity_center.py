@@ -76,6 +76,49 @@ class IdentityCenterProvider(Catalog):
             if x["PrincipalType"] == "USER"
         ]
 
+    # --- ending live sessions (the inline policy of a permission set) ---------------------
+
+    def username_of(self, principal_id: str) -> str:
+        ids = self._client("identitystore")
+        user = ids.describe_user(
+            IdentityStoreId=self.instance().identity_store_id, UserId=principal_id
+        )
+        return str(user["UserName"])
+
+    def session_duration(self, instance: str, pset_arn: str) -> str:
+        described = self._sso.describe_permission_set(
+            InstanceArn=instance, PermissionSetArn=pset_arn
+        )
+        return str(described["PermissionSet"].get("SessionDuration") or "PT1H")
+
+    def inline_policy(self, instance: str, pset_arn: str) -> str:
+        got = self._sso.get_inline_policy_for_permission_set(
+            InstanceArn=instance, PermissionSetArn=pset_arn
+        )
+        return str(got.get("InlinePolicy") or "")
+
+    def write_inline_policy(self, instance: str, pset_arn: str, text: str) -> None:
+        target = {"InstanceArn": instance, "PermissionSetArn": pset_arn}
+        if text:
+            self._sso.put_inline_policy_to_permission_set(**target, InlinePolicy=text)
+        else:
+            self._sso.delete_inline_policy_from_permission_set(**target)
+
+    def provision(self, instance: str, pset_arn: str, account_id: str) -> Operation:
+        status = self._sso.provision_permission_set(
+            InstanceArn=instance,
+            PermissionSetArn=pset_arn,
+            TargetType="AWS_ACCOUNT",
+            TargetId=account_id,
+        )["PermissionSetProvisioningStatus"]
+        return Operation(status["Status"], status.get("FailureReason"), status.get("RequestId"))
+
+    def provisioning_status(self, instance: str, request_id: str) -> Operation:
+        status = self._sso.describe_permission_set_provisioning_status(
+            InstanceArn=instance, ProvisionPermissionSetRequestId=request_id
+        )["PermissionSetProvisioningStatus"]
+        return Operation(status["Status"], status.get("FailureReason"), request_id)
+
     def _assignments(self, instance: str, account_id: str, pset_arn: str) -> list[Any]:
         pages = self._sso.get_paginator("list_account_assignments").paginate(
             InstanceArn=instance, AccountId=account_id, PermissionSetArn=pset_arn

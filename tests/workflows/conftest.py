@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
+from activities.sessions import SessionActivities
 from activities.store import StoreActivities
 from elevate.contracts import AccessRequestInput, Assignment, Principal
 from elevate.devstack.seed import DemoOrg, seed_demo
@@ -29,6 +30,7 @@ from elevate.settings import Settings
 from tests.conftest import tool
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
+from workflows.sessions import SessionGuardWorkflow
 
 TASK_QUEUE = "test-elevate"
 
@@ -65,14 +67,19 @@ def activities_of(
     identity_center: AssignmentActivities,
     client: Client,
     settings: Settings | None = None,
+    sessions: SessionActivities | None = None,
 ) -> list[object]:
     """Every activity of the worker; notifications go nowhere unless `settings` names a URL."""
     store = StoreActivities(engine)
     ic = identity_center
     quiet = Settings(notify_webhook_url=None, slack_webhook_url=None)  # whatever the env says
     notify = NotifyActivities(engine, settings or quiet)
+    lease = LeaseActivities(client, TASK_QUEUE, engine, end_sessions=sessions is not None)
+    ending = [] if sessions is None else [sessions.send_end_sessions, sessions.apply_session_denies]
     return [
-        LeaseActivities(client, TASK_QUEUE).send_lease,
+        *ending,
+        lease.send_lease,
+        lease.covering_leases,
         notify.send_notification,
         notify.send_slack_notification,
         store.record_status,
@@ -96,13 +103,14 @@ async def worker_for(env: WorkflowEnvironment, engine: sa.Engine, sso: object):
     def make(
         identity_center: AssignmentActivities | None = None,
         settings: Settings | None = None,
+        sessions: SessionActivities | None = None,
     ) -> Worker:
         ic = identity_center or AssignmentActivities(provider_for(sso), poll_interval=0.01)
         w = Worker(
             env.client,
             task_queue=TASK_QUEUE,
-            workflows=[AccessRequestWorkflow, AssignmentWorkflow],
-            activities=activities_of(engine, ic, env.client, settings),
+            workflows=[AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow],
+            activities=activities_of(engine, ic, env.client, settings, sessions),
             activity_executor=executor,
         )
         workers.append(w)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,17 +11,25 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from elevate.contracts import Actor, DecisionInput, assignment_workflow_id
-from tests.workflows.conftest import TASK_QUEUE, new_request
+from activities.sessions import SessionActivities
+from elevate.contracts import (
+    Actor,
+    DecisionInput,
+    assignment_workflow_id,
+    session_guard_workflow_id,
+)
+from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
+from workflows.sessions import SessionGuardWorkflow
 
 # Recorded from test_fresh_history_replays with ELEVATE_RECORD_HISTORY=<dir>: one request's
 # full lifecycle (request → approve → lease → end → release) and its assignment owner's run.
-# v2: before notifications; v3: webhooks only; v4: webhooks, Slack and ending_soon.
-RECORD_AS = "lifecycle_v4"
+# v2: before notifications; v3: webhooks only; v4: webhooks, Slack and ending_soon;
+# v5: leases that end, revoke first, and the permission set's writer ending live sessions.
+RECORD_AS = "lifecycle_v5"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow]
+WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -30,9 +39,12 @@ async def test_recorded_history_replays(path: Path) -> None:
     await replayer.replay_workflow(history)
 
 
-async def test_fresh_history_replays(env, engine, org, worker_for) -> None:
+async def test_fresh_history_replays(env, engine, org, sso, worker_for) -> None:
     inp = new_request(engine, org, account="sandbox", permission_set="AdministratorAccess")
-    async with worker_for():
+    sessions = SessionActivities(
+        provider_for(sso), env.client, TASK_QUEUE, keep=timedelta(hours=1), poll_interval=0.01
+    )
+    async with worker_for(sessions=sessions):
         handle = await env.client.start_workflow(
             AccessRequestWorkflow.run,
             inp,
@@ -42,9 +54,22 @@ async def test_fresh_history_replays(env, engine, org, worker_for) -> None:
         approver = Actor("carol@example.com", ["elevate-approvers"])
         await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(approver))
         assert await handle.result() == "ended"
+        clock = new_request(engine, org, account="prod", approval_timeout=timedelta(hours=2))
+        waiting = await env.client.start_workflow(
+            AccessRequestWorkflow.run, clock, id=f"clock-{clock.request_id}", task_queue=TASK_QUEUE
+        )
+        assert await waiting.result() == "expired"  # the deny's hour has passed: the writer ends
+        guard = env.client.get_workflow_handle(
+            session_guard_workflow_id(inp.assignment.permission_set_arn)
+        )
+        await guard.result()
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     owner = env.client.get_workflow_handle(assignment_workflow_id(inp.assignment))
-    histories = {"request": await handle.fetch_history(), "owner": await owner.fetch_history()}
+    histories = {
+        "request": await handle.fetch_history(),
+        "owner": await owner.fetch_history(),
+        "sessions": await guard.fetch_history(),
+    }
     for history in histories.values():
         await replayer.replay_workflow(history)
     if record := os.environ.get("ELEVATE_RECORD_HISTORY"):

@@ -1,0 +1,122 @@
+"""Leases that end by themselves, and an owner that can be rebuilt: access ends when it ends,
+whatever happens to the request's workflow or to the owner's own state."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from activities.lease import LeaseActivities
+from elevate.contracts import Actor, LeaseInput, RevokeInput, assignment_workflow_id
+from tests.workflows.conftest import TASK_QUEUE, new_request
+from tests.workflows.test_extension import extension
+from tests.workflows.test_lifecycle import actions, assigned, row
+from tests.workflows.test_overlaps import approved, until
+
+
+async def gone(sso, inp, tries: int = 300) -> bool:
+    """The revoke runs in real time after a timer fired in skipped time: wait for it."""
+    for _ in range(tries):
+        if not assigned(sso, inp):
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+def owner_of(env, inp):
+    return env.client.get_workflow_handle(assignment_workflow_id(inp.assignment))
+
+
+async def pending(env, engine, org, timeout: timedelta):
+    """A request nobody approves: an open workflow that hears the owner's answers, and a clock
+    (awaiting its result skips time until it expires)."""
+    inp = new_request(engine, org, account="sandbox", approval_timeout=timeout)
+    return await env.client.start_workflow(
+        "AccessRequestWorkflow", inp, id=f"access-request-{inp.request_id}", task_queue=TASK_QUEUE
+    )
+
+
+async def test_a_lease_nobody_gives_back_ends_at_end_plus_grace(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org, duration=timedelta(hours=1), account="prod")
+    async with worker_for():
+        h = await pending(env, engine, org, timedelta(minutes=30))
+        # An acquire whose request will never release (its workflow was terminated, is stuck).
+        lease = LeaseInput(inp.request_id, h.id, inp.assignment, duration=timedelta(hours=1))
+        await LeaseActivities(env.client, TASK_QUEUE).send_lease(lease)
+        for _ in range(200):
+            if assigned(sso, inp):
+                break
+            await asyncio.sleep(0.02)
+        assert assigned(sso, inp)
+        assert await h.result() == "expired"  # 30 minutes later
+        assert assigned(sso, inp)  # still covered: its end has not come
+        clock = await pending(env, engine, org, timedelta(minutes=35))
+        assert await clock.result() == "expired"  # past the end + the 2-minute grace
+        assert await gone(sso, inp)
+        await asyncio.wait_for(owner_of(env, inp).result(), 10)  # idle and empty: it ends
+        assert "lease_expired" in actions(engine, inp.request_id)
+
+
+async def test_an_extension_moves_the_end_of_the_lease(env, engine, org, sso, worker_for):
+    inp = new_request(engine, org, duration=timedelta(hours=1), account="staging")
+    async with worker_for():
+        handle = await approved(env, inp)
+        await until(engine, inp.request_id, "active")
+        owner = owner_of(env, inp)
+        first = (await owner.query("expiries"))[inp.request_id]
+        await handle.execute_update("extend", extension(2, required=0))  # needs no approval
+        for _ in range(200):
+            moved = (await owner.query("expiries"))[inp.request_id]
+            if moved != first:
+                break
+            await asyncio.sleep(0.02)
+        end_at = row(engine, inp.request_id).end_at
+        assert datetime.fromisoformat(moved) == end_at + timedelta(minutes=2)
+        # The first end was counted from the owner's grant, a few milliseconds before the request's.
+        later = datetime.fromisoformat(moved) - datetime.fromisoformat(first)
+        assert abs(later - timedelta(hours=2)) < timedelta(seconds=1)
+        assert await handle.result() == "ended"
+        assert await gone(sso, inp)
+
+
+async def test_a_late_acquire_after_release_is_refused(env, engine, org, sso, worker_for):
+    a = new_request(engine, org, duration=timedelta(minutes=30), account="sandbox")
+    b = new_request(engine, org, duration=timedelta(hours=3), account="sandbox")
+    async with worker_for():
+        ha = await approved(env, a)
+        hb = await approved(env, b)
+        await until(engine, b.request_id, "active")
+        assert await ha.result() == "ended"
+        # A retried acquire of A arrives after A gave its lease back (B hears the answer).
+        late = LeaseInput(a.request_id, hb.id, a.assignment, duration=timedelta(days=1))
+        await LeaseActivities(env.client, TASK_QUEUE).send_lease(late)
+        owner = owner_of(env, a)
+        for _ in range(100):
+            if await owner.query("leases") == [b.request_id]:
+                break
+            await asyncio.sleep(0.02)
+        assert await owner.query("leases") == [b.request_id]
+        assert await hb.result() == "ended"
+        assert await gone(sso, b)  # A's resurrected lease would have kept it
+        await asyncio.wait_for(owner.result(), 10)
+
+
+async def test_a_fresh_owner_keeps_access_another_request_covers(env, engine, org, sso, worker_for):
+    a = new_request(
+        engine, org, duration=timedelta(hours=1), account="prod", username="bob@example.com"
+    )
+    b = new_request(
+        engine, org, duration=timedelta(hours=3), account="prod", username="bob@example.com"
+    )
+    async with worker_for():
+        ha, hb = await approved(env, a), await approved(env, b)
+        await until(engine, a.request_id, "active")
+        await until(engine, b.request_id, "active")
+        await owner_of(env, a).terminate("the owner lost its state")
+        await ha.execute_update("revoke", RevokeInput(Actor("bob@example.com"), "done with it"))
+        assert await ha.result() == "revoked"
+        assert row(engine, a.request_id).status == "revoked"
+        assert assigned(sso, b)  # the fresh owner learned B's lease before it revoked
+        assert row(engine, b.request_id).status == "active"
+        assert await hb.result() == "ended"
+        assert await gone(sso, b)
