@@ -12,6 +12,7 @@ from authlib.integrations.starlette_client import OAuth
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from httpx import HTTPError
+from joserfc.errors import JoseError
 
 from api.auth import JwksVerifier
 from api.errors import ApiError, NotFound
@@ -73,7 +74,7 @@ async def callback(request: Request) -> Response:
     try:
         token = await client.authorize_access_token(request)
         user = request.app.state.id_verifier.user(token.get("id_token", ""))
-    except (AuthlibBaseError, HTTPError, ApiError) as err:
+    except (AuthlibBaseError, JoseError, HTTPError, ApiError) as err:
         log.info("sign-in refused: %s", err)
         return refusal(request, 401, f"sign-in refused: {_reason(err)}", "Sign-in refused")
     target = request.session.get("next", "/requests")
