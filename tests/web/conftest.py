@@ -13,8 +13,10 @@ SHOTS = Path(__file__).resolve().parents[2] / ".elevate" / "screenshots"
 WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Per module: Playwright's sync API holds an event loop while it runs, and the async tests
+    # after it (pytest-asyncio) could not run theirs.
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no chromium on PATH (apt-get install -y chromium; .ci/run does)")
