@@ -48,6 +48,8 @@ async def _sign_in_first(request: Request, _: Exception) -> Response:
     if request.query_params.get("part"):
         return PlainTextResponse("signed out", status_code=401)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = "/requests"  # a form posted after the session ended: nothing to come back to
     return RedirectResponse(f"/login?next={target}", status_code=303)
 
 

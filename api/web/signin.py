@@ -52,7 +52,9 @@ def _callback_url(settings: Settings) -> str:
 async def login(request: Request, next: str = "/requests") -> Response:
     settings: Settings = request.app.state.settings
     client = request.app.state.oidc
-    target = next if next.startswith("/") and not next.startswith("//") else "/requests"
+    local = next.startswith("/") and not next.startswith(("//", "/\\"))
+    target = next if local else "/requests"  # never off to another site after sign-in
+    request.session["next"] = target
     if client is None:
         if settings.ui_dev_login:
             return RedirectResponse("/dev/login", status_code=303)
@@ -61,7 +63,6 @@ async def login(request: Request, next: str = "/requests") -> Response:
         redirect = await client.authorize_redirect(request, _callback_url(settings))
     except (HTTPError, AuthlibBaseError) as err:
         return refusal(request, 503, f"the identity provider did not answer: {err}")
-    request.session["next"] = target
     response: Response = redirect
     return response
 
@@ -117,8 +118,9 @@ async def dev_login(request: Request) -> Response:
     username = (await request.form()).get("username")
     if not isinstance(username, str) or username not in users:
         return refusal(request, 403, "that user is not in the dev users file")
+    target = request.session.get("next", "/requests")
     sign_in(request, username, users[username])
-    return RedirectResponse("/requests", status_code=303)
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout", dependencies=[CsrfChecked])

@@ -176,5 +176,42 @@ def test_the_session_cookie_and_deep_links(stack: Stack, new_page: Any) -> None:
     api = httpx.get(f"{stack.base}/v1/requests/{rid}", headers={"Accept": "text/html"})
     assert api.status_code == 303  # a browser without a session goes to the page, then signs in
     page.get_by_role("button", name="Sign out").click()
-    page.goto(f"{stack.base}/requests/{rid}")
+    page.goto(f"{stack.base}/v1/requests/{rid}")
     assert page.url.endswith("/dev/login")
+    page.get_by_role("button", name=ALICE, exact=True).click()
+    page.wait_for_url(f"{stack.base}/requests/{rid}")  # signed in, and on to the request
+
+
+def test_extend_from_the_page_and_its_approval(stack: Stack, new_page: Any) -> None:
+    alice = new_page()
+    sign_in(alice, stack, ALICE)
+    rid = request_prod_readonly(alice, stack, "extension check")
+    with stack.client(CAROL) as c:
+        assert c.post(f"/v1/requests/{rid}/approve", json={}).status_code == 200
+    alice.wait_for_function(
+        "document.querySelector('[data-status-word]').textContent.trim() === 'active'",
+        timeout=30_000,
+    )
+    with stack.client(ALICE) as c:
+        first_end = c.get(f"/v1/requests/{rid}").json()["end_at"]
+    alice.get_by_label("Extend by").select_option("PT1H")
+    alice.get_by_label("Why more time").fill("still on it")
+    alice.get_by_role("button", name="Extend").click()
+    alice.wait_for_url(re.compile(rf"/requests/{rid}$"))
+    assert "1 hour more, waiting for approval (0 of 1)" in alice.locator("#live").inner_text()
+    assert alice.get_by_role("button", name="Extend").count() == 0  # one at a time
+    shoot(alice, "request-extension-pending")
+
+    carol = new_page()
+    sign_in(carol, stack, CAROL)
+    carol.goto(f"{stack.base}/requests/{rid}")
+    carol.get_by_role("button", name="Approve").click()
+    carol.wait_for_url(re.compile(rf"/requests/{rid}$"))
+    alice.wait_for_function(
+        "!document.querySelector('#live').textContent.includes('waiting for approval')",
+        timeout=30_000,
+    )
+    with stack.client(ALICE) as c:
+        moved = c.get(f"/v1/requests/{rid}").json()
+    assert moved["status"] == "active"
+    assert moved["end_at"] > first_end
