@@ -215,3 +215,25 @@ def test_extend_from_the_page_and_its_approval(stack: Stack, new_page: Any) -> N
         moved = c.get(f"/v1/requests/{rid}").json()
     assert moved["status"] == "active"
     assert moved["end_at"] > first_end
+
+
+def test_the_keyboard_alone_signs_in_and_requests(stack: Stack, new_page: Any) -> None:
+    page = new_page()
+    page.goto(f"{stack.base}/dev/login")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == BOB:
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/requests$"))
+    page.goto(f"{stack.base}/requests/new")
+    page.get_by_label("Justification").focus()
+    page.keyboard.type("typed, not clicked")
+    page.keyboard.press("Tab")  # to Ticket
+    page.keyboard.press("Tab")  # to the button
+    assert page.evaluate("document.activeElement.textContent") == "Request access"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/requests/[0-9a-f-]{36}$"))
+    assert status_word(page) == "pending_approval"
