@@ -160,6 +160,7 @@ def test_sign_in_shows_the_users_requests(stack: Stack, oidc: Oidc, new_page: An
     page.wait_for_url(f"{oidc.app}/requests")
     assert page.get_by_text(ALICE).first.is_visible()
     assert page.locator(f'a[href="/requests/{created.json()["id"]}"]').count() == 1
+    assert httpx.get(f"{oidc.app}/dev/login").status_code == 404  # off unless turned on
 
 
 def test_a_wrong_state_is_refused(oidc: Oidc, browserless: httpx.Client) -> None:
