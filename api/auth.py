@@ -93,7 +93,10 @@ class JwksVerifier:
         return claims
 
     def user(self, token: str) -> User:
-        claims = self.verify(token)
+        return self.user_from_claims(self.verify(token))
+
+    def user_from_claims(self, claims: dict[str, Any]) -> User:
+        """The caller as verified claims name them: a bearer token, an ID token, dev sign-in."""
         s = self._settings
         username = claims.get(s.auth_username_claim)
         if not isinstance(username, str) or not username:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import errors, web
 from api.auth import JwksVerifier
 from api.routes import audit, catalog, health, metrics, policies, reconcile, requests
 from api.routes import settings as settings_routes
@@ -99,4 +99,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext)
     for module in (health, metrics, requests, catalog, policies, settings_routes, reconcile, audit):
         app.include_router(module.router)
+    web.install(app, settings)
     return app

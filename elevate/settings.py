@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     revoke_retry_max_interval: timedelta = timedelta(minutes=5)
     public_url: str = "http://localhost:8000"
 
+    # The web app (API.md "Web app"): its OpenID Connect client, the key that signs its session
+    # cookie (set it when several API replicas serve the app; else each process makes one), and
+    # the dev sign-in, a YAML file `username: [groups]`, which `elevate dev` turns on.
+    ui_client_id: str | None = None
+    ui_client_secret: str | None = None
+    ui_session_secret: str | None = None
+    ui_session_hours: int = 8
+    ui_dev_login: bool = False
+    ui_dev_users: Path | None = None
+
     # The worker serves Prometheus metrics (Temporal SDK's and elevate's) here; 0 turns it off.
     worker_metrics_port: int = 9464
     # json: one JSON object per line; plain: for a terminal; auto: plain on a terminal.

@@ -18,7 +18,7 @@ import pytest
 
 from elevate.devstack import processes
 from elevate.devstack.keys import KID, ensure_dev_key, mint_token
-from elevate.devstack.seed import USERS, DemoOrg, seed_demo
+from elevate.devstack.seed import USERS, DemoOrg, seed_demo, write_dev_users
 from elevate.devstack.seed_iam import ACCOUNTS as IAM_ACCOUNTS
 from elevate.devstack.seed_iam import PERMISSION_SETS as IAM_PERMISSION_SETS
 from elevate.devstack.seed_iam import seed_iam_demo
@@ -217,6 +217,10 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
             "ELEVATE_WORKER_METRICS_PORT": str(metrics_port),
             # As in production: a migration step first, the API and worker only check it.
             "ELEVATE_AUTO_MIGRATE": "false",
+            # The web app, signed in through the dev sign-in with the demo's people.
+            "ELEVATE_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+            "ELEVATE_UI_DEV_LOGIN": "true",
+            "ELEVATE_UI_DEV_USERS": str(write_dev_users(work / "dev-users.yaml")),
             **provider_env,
         }
         processes.run_elevate(["db", "upgrade"], env, logs / "migrate.log")

@@ -15,9 +15,19 @@ from api.services import settings as settings_service
 from api.services.requests import load_visible, to_resource
 from api.temporal_gateway import TemporalGateway
 from elevate.contracts import Actor, ExtendInput, Status
+from elevate.models import AccessRequest
 from elevate.providers.base import Provider
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
+
+
+def check_extend(user: User, row: AccessRequest) -> None:
+    if user.username != row.requester:
+        raise NotAllowed("only the requester may extend a request")
+    if row.status != Status.ACTIVE.value:
+        raise Conflict(f"the request is {row.status}; only active requests can be extended")
+    if row.pending_extension is not None:
+        raise Conflict("an extension is already waiting for approval")
 
 
 def extend(
@@ -30,12 +40,7 @@ def extend(
     gateway: TemporalGateway,
 ) -> RequestOut:
     row = load_visible(session, user, request_id)
-    if user.username != row.requester:
-        raise NotAllowed("only the requester may extend a request")
-    if row.status != Status.ACTIVE.value:
-        raise Conflict(f"the request is {row.status}; only active requests can be extended")
-    if row.pending_extension is not None:
-        raise Conflict("an extension is already waiting for approval")
+    check_extend(user, row)
     account = catalog.find_account(row.account_id)
     pset = catalog.find_permission_set(row.permission_set_arn)
     if account is None or pset is None:

@@ -309,6 +309,18 @@ def _check_action(user: User, row: AccessRequest, action: str) -> None:
         raise Conflict(f"the request is {row.status}; it cannot be {_PAST[action]} now")
 
 
+def allowed_actions(user: User, row: AccessRequest) -> list[str]:
+    """What the caller may do to the request now, by the rules `act` applies (for the web app)."""
+    allowed = []
+    for action in _ACTIONS:
+        try:
+            _check_action(user, row, action)
+        except (NotAllowed, Conflict):
+            continue
+        allowed.append(action)
+    return allowed
+
+
 def act(
     session: Session,
     user: User,

@@ -176,6 +176,7 @@ def dev(
             "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
             "ELEVATE_AUTH_JWKS_URL": str(jwks.resolve()),
             "ELEVATE_AUTO_MIGRATE": "false",
+            **_web_app_env(api_port),
         }
         if processes.port_open("127.0.0.1", get_settings().worker_metrics_port):
             env["ELEVATE_WORKER_METRICS_PORT"] = "0"  # taken: run the worker without it
@@ -218,6 +219,18 @@ def _seed(provider: ProviderName) -> tuple[DemoOrg, dict[str, str]]:
     from elevate.devstack.seed import seed_demo
 
     return seed_demo(), {}
+
+
+def _web_app_env(api_port: int) -> dict[str, str]:
+    """The web app on the dev stack: signed in by picking a demo user (never in production)."""
+    from elevate.devstack.seed import write_dev_users
+
+    users = write_dev_users(STATE_DIR / "dev-users.yaml").resolve()
+    return {
+        "ELEVATE_UI_DEV_LOGIN": "true",
+        "ELEVATE_UI_DEV_USERS": str(users),
+        "ELEVATE_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+    }
 
 
 def _wait_for_signal(procs: list[subprocess.Popen[bytes]]) -> None:

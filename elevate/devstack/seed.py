@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from elevate.providers.aws import client
 
@@ -26,6 +29,13 @@ PERMISSION_SETS = {
     "AdministratorAccess": "Full access, for incidents",
     "BreakGlass": "Emergency access managed outside elevate",
 }
+
+
+def write_dev_users(path: Path) -> Path:
+    """The web app's dev sign-in list (ELEVATE_UI_DEV_USERS): these users and their groups."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(USERS, sort_keys=False))
+    return path
 
 
 @dataclass

@@ -29,6 +29,7 @@ def walkthrough(
     env = " ".join(f"{k}={v}" for k, v in provider_env.items())
     return f"""
 elevate is running.
+  Web app      {base}/   (sign in as any demo user: {base}/dev/login)
   API          {base}   (OpenAPI docs: {base}/docs)
   Temporal UI  http://localhost:{ui_port}
   logs         {logs}/
@@ -53,6 +54,9 @@ Walkthrough (alice requests, carol approves, the access ends after 15 minutes):
   curl -s {base}/v1/requests/$ID -H "Authorization: Bearer $ALICE"      # status: active, events
   {env} AWS_ENDPOINT_URL=http://127.0.0.1:{_moto_port()} elevate assignments {prod}   # what AWS holds
   curl -s -X POST {base}/v1/requests/$ID/revoke -H "Authorization: Bearer $ALICE"   # or wait
+
+Or in the browser: open {base}/dev/login, sign in as alice@example.com, press "Request access"
+on "New request"; in a private window sign in as carol@example.com, open "Approvals", approve.
 
 Press Ctrl-C to stop everything this command started.
 """
