@@ -25,6 +25,7 @@ from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
+from activities.slack import SlackActivities
 from activities.store import StoreActivities
 from activities.sweep import SweepActivities
 from elevate import temporal
@@ -54,6 +55,7 @@ def build_worker(
     assignments = AssignmentActivities(provider)
     lease = LeaseActivities(client, settings.task_queue)
     notify = NotifyActivities(engine, settings)
+    slack_app = SlackActivities(engine, settings, provider)
     reconcile = ReconcileActivities(engine, provider, settings.reconcile_permission_sets)
     sweep = SweepActivities(engine, client)
     return Worker(
@@ -64,6 +66,7 @@ def build_worker(
             lease.send_lease,
             notify.send_notification,
             notify.send_slack_notification,
+            slack_app.send_slack_approval,
             reconcile.scan,
             reconcile.record_run,
             sweep.fail_unstarted,

@@ -83,6 +83,8 @@ class AccessRequestInput:
     approval_timeout: timedelta
     # Defaulted: inputs recorded before it existed still decode.
     ending_soon_lead: timedelta = ENDING_SOON_LEAD
+    # Slack approvals were configured when the request was made: its messages are sent.
+    slack_app: bool = False
 
 
 @dataclass

@@ -18,7 +18,7 @@ from api.schemas import EventOut, RequestCreate, RequestDetail, RequestOut
 from api.services import policies
 from api.services import settings as settings_service
 from api.temporal_gateway import TemporalGateway
-from elevate import temporal
+from elevate import slack, temporal
 from elevate.contracts import (
     AccessRequestInput,
     Actor,
@@ -196,6 +196,7 @@ def create_request(
         approvals_required=decision.approvals_required,
         approval_timeout=eff.approval_timeout,
         ending_soon_lead=settings.notify_ending_soon_lead,
+        slack_app=slack.configured(settings),
     )
     try:
         memo = {"justification": body.justification, "ticket": body.ticket}
