@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.auth import JwksVerifier
-from api.routes import audit, catalog, health, metrics, policies, reconcile, requests
+from api.routes import audit, catalog, health, metrics, policies, reconcile, requests, slack
 from api.routes import settings as settings_routes
 from api.services.metrics import ProjectionCollector
 from api.temporal_gateway import TemporalGateway
@@ -99,4 +99,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext)
     for module in (health, metrics, requests, catalog, policies, settings_routes, reconcile, audit):
         app.include_router(module.router)
+    app.include_router(slack.router)
     return app
