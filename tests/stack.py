@@ -25,6 +25,7 @@ from elevate.devstack.seed_iam import seed_iam_demo
 from elevate.providers.aws import client
 from elevate.providers.iam_catalog import IamPermissionSet
 from tests.databases import fresh_database
+from tests.slackapp import slack_env
 
 ISSUER = "https://idp.test.example"
 AUDIENCE = "elevate-tests"
@@ -217,6 +218,7 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
             "ELEVATE_WORKER_METRICS_PORT": str(metrics_port),
             # As in production: a migration step first, the API and worker only check it.
             "ELEVATE_AUTO_MIGRATE": "false",
+            **slack_env(),
             **provider_env,
         }
         processes.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
