@@ -55,7 +55,7 @@ class SlackActivities:
             if target in done:
                 continue
             answer = client.chat_postMessage(channel=target, **content)
-            slack.record(session, request_id, target, str(answer["channel"]), str(answer["ts"]))
+            slack.record(session, row, target, str(answer["channel"]), str(answer["ts"]))
 
     def _targets(self, client: WebClient, row: AccessRequest) -> list[str]:
         """The configured channel, or the Slack user id of each approver Slack knows."""

@@ -173,3 +173,5 @@ class SlackMessage(SQLModel, table=True):
     posted_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+    # The request's updated_at the message shows: an older state is never written over a newer.
+    shown_at: datetime | None = _ts()

@@ -8,8 +8,10 @@ writes last shows the newest state.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, col, select
@@ -203,23 +205,54 @@ def posted(session: Session, request_id: str) -> list[SlackMessage]:
     return list(session.exec(stmt).all())
 
 
-def record(session: Session, request_id: str, target: str, channel: str, ts: str) -> None:
-    session.add(SlackMessage(request_id=request_id, target=target, channel=channel, ts=ts))
+def record(session: Session, row: AccessRequest, target: str, channel: str, ts: str) -> None:
+    message = SlackMessage(
+        request_id=row.id, target=target, channel=channel, ts=ts, shown_at=row.updated_at
+    )
+    session.add(message)
     session.commit()
 
 
 def refresh(session: Session, slack: WebClient, request_id: str, link: str) -> int:
-    """Update every message posted for the request to its current state; how many."""
+    """Update every message posted for the request to its current state; how many.
+
+    The API (after a click) and the worker (after a status change) both update: each message
+    is claimed for the state rendered first, so a slower writer with an older state skips it.
+    """
     row = session.get(AccessRequest, request_id)
-    messages = posted(session, request_id)
-    if row is None or not messages:
+    if row is None:
         return 0
     content = render(session, row, link)
-    for m in messages:
+    updated = 0
+    version = row.updated_at
+    for m in posted(session, request_id):
+        was = m.shown_at
+        if was is not None and version <= was or not _claim(session, m, was, version):
+            continue  # it shows this state or a newer one already
         try:
             slack.chat_update(channel=m.channel, ts=m.ts, **content)
         except SlackApiError as err:
             if err.response.get("error") != "message_not_found":
+                _claim(session, m, version, was)  # not shown after all: a retry tries again
                 raise
             log.info("slack message %s in %s is gone; not updated", m.ts, m.channel)
-    return len(messages)
+        except Exception:
+            _claim(session, m, version, was)
+            raise
+        updated += 1
+    return updated
+
+
+def _claim(session: Session, m: SlackMessage, was: datetime | None, now: datetime | None) -> bool:
+    """Move the message's shown state from `was` to `now`; False when another writer did."""
+    table = SlackMessage.__table__  # type: ignore[attr-defined]
+    shown = table.c.shown_at
+    newer = shown.is_(None) if was is None else shown == was
+    stmt = (
+        sa.update(table)
+        .where(table.c.request_id == m.request_id, table.c.target == m.target, newer)
+        .values(shown_at=now)
+    )
+    claimed = bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
+    session.commit()
+    return claimed

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(255), nullable=False),
         sa.Column("ts", sa.String(64), nullable=False),
         sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("shown_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("request_id", "target"),
     )
 
