@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import html
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -302,3 +303,20 @@ def start(standin: SlackStandIn, port: int = 0) -> ThreadingHTTPServer:
     standin.url = f"http://127.0.0.1:{server.server_address[1]}/api/"
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server
+
+
+def for_dev(api_base: str, port: int = 0) -> dict[str, str]:
+    """Start the stand-in for `elevate dev --slack`, knowing the demo users; the environment
+    that points the API and the worker at it. Its page's buttons click into `api_base`."""
+    from elevate.devstack.seed import USERS
+
+    secret = secrets.token_hex(16)  # a fresh signing secret per run, shared with the API
+    standin = SlackStandIn(
+        {user_id(e): e for e in USERS}, secret, f"{api_base}/v1/slack/interactions"
+    )
+    start(standin, port)
+    return {
+        "ELEVATE_SLACK_BOT_TOKEN": "xoxb-elevate-dev-standin",
+        "ELEVATE_SLACK_SIGNING_SECRET": secret,
+        "ELEVATE_SLACK_API_URL": standin.url,
+    }
