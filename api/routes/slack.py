@@ -8,13 +8,28 @@ from api.deps import SettingsDep
 from api.services import slack as service
 
 router = APIRouter(prefix="/v1/slack", tags=["slack"])
+_FORM = {
+    "type": "object",
+    "required": ["payload"],
+    "properties": {"payload": {"type": "string", "description": "the interaction, as JSON"}},
+}
 
 
 @router.post(
     "/interactions",
     status_code=200,
-    summary="A button press or modal submission from Slack",
-    responses={401: {"description": "the Slack signature is missing, wrong or stale"}},
+    summary="A button press or modal submission from Slack, signed with the signing secret",
+    responses={
+        400: {"description": "no Slack payload in the body"},
+        401: {"description": "the Slack signature is missing, wrong or stale"},
+        404: {"description": "Slack approvals are not configured"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": _FORM}},
+        }
+    },
 )
 async def interactions(
     request: Request, background: BackgroundTasks, settings: SettingsDep

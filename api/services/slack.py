@@ -119,12 +119,22 @@ def _click(payload: dict[str, Any]) -> Click | None:
                 return Click(name, rid, user, channel, payload.get("trigger_id"))
     view = payload.get("view") or {}
     if payload.get("type") == "view_submission" and view.get("callback_id") == COMMENT_VIEW:
-        meta = json.loads(view.get("private_metadata") or "{}")
-        values = view.get("state", {}).get("values", {})
-        comment = values.get("comment", {}).get("comment", {}).get("value")
-        rid, channel = meta["request_id"], meta.get("channel")
-        return Click(meta["action"], rid, user, channel, comment=comment, from_modal=True)
+        return _submitted(view, user)
     return None
+
+
+def _submitted(view: dict[str, Any], user: str) -> Click:
+    """The comment modal's submission; its metadata is what `_ask_comment` put there."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        action, rid, channel = meta["action"], meta["request_id"], meta.get("channel")
+    except (ValueError, KeyError, TypeError) as err:
+        raise BadRequest("the dialog's metadata is not elevate's") from err
+    if action not in _ACTIONS.values():
+        raise BadRequest("the dialog's metadata is not elevate's")
+    values = view.get("state", {}).get("values", {})
+    comment = values.get("comment", {}).get("comment", {}).get("value")
+    return Click(action, rid, user, channel, comment=comment, from_modal=True)
 
 
 # --- after the answer --------------------------------------------------------------------

@@ -241,6 +241,16 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _texts(message: dict[str, Any]) -> list[str]:
+    """The message's words as Slack would show them, mrkdwn left as it is."""
+    lines: list[str] = []
+    for block in message.get("blocks") or [{"text": {"text": message.get("text", "")}}]:
+        if text := (block.get("text") or {}).get("text"):
+            lines.append(text)
+        lines.extend(f.get("text", "").replace("\n", ": ", 1) for f in block.get("fields", []))
+    return lines
+
+
 def _page(standin: SlackStandIn) -> str:
     """Every message as its approver sees it, with buttons that click as that approver."""
     with standin._lock:
@@ -265,7 +275,7 @@ def _page(standin: SlackStandIn) -> str:
             if buttons
             else ""
         )
-        text = html.escape(json.dumps(message.get("blocks"), indent=1, ensure_ascii=False))
+        text = html.escape("\n".join(_texts(message)))
         rows.append(f"<section><h2>{channel} · {ts}</h2><pre>{text}</pre>{form}</section>")
     told = "".join(
         f"<li>to {html.escape(standin.users.get(str(e.get('user')), str(e.get('user'))))}: "
