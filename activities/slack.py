@@ -36,8 +36,8 @@ class SlackActivities:
     @activity.defn
     def send_slack_approval(self, n: Notification) -> None:
         client = self._client
-        if client is None or n.event == "ending_soon":
-            return  # not configured; ending_soon changes nothing the message shows
+        if client is None:
+            return  # Slack approvals are not configured on this worker
         with _counted("slack_app", n.event), Session(self._engine) as session:
             link = slack.request_link(self._settings, n.request_id)
             if n.event == "pending_approval":

@@ -66,7 +66,8 @@ class Notices:
         self._handles.append(notify(NotifyActivities.send_notification, n))
         if workflow.patched(SLACK_PATCH):
             self._handles.append(notify(NotifyActivities.send_slack_notification, n))
-        if self._slack_app and workflow.patched(SLACK_APP_PATCH):
+        # ending_soon changes nothing an approval message shows.
+        if self._slack_app and n.event != "ending_soon" and workflow.patched(SLACK_APP_PATCH):
             self._handles.append(notify(SlackActivities.send_slack_approval, n))
 
     def remind(self, end_at: datetime, now: datetime) -> datetime | None:

@@ -52,6 +52,7 @@ class SlackStandIn:
     interactions_url: str | None = None
     url: str = ""  # the Web API base, as ELEVATE_SLACK_API_URL
     failing: bool = False  # a Slack outage: every call answers 503
+    refused: int = 0  # calls answered 503 while failing
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -222,6 +223,7 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
 
         def _api(self, method: str, args: dict[str, Any]) -> None:
             if standin.failing:
+                standin.refused += 1
                 self._send(503, "text/plain", b"slack is down")
                 return
             token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
