@@ -17,7 +17,8 @@ from workflows.assignment import AssignmentWorkflow
 
 # Recorded from test_fresh_history_replays with ELEVATE_RECORD_HISTORY=<dir>: one request's
 # full lifecycle (request → approve → lease → end → release) and its assignment owner's run.
-# v2: before notifications; v3: webhooks only; v4: webhooks, Slack and ending_soon.
+# v2: before notifications; v3: webhooks only; v4: webhooks, Slack and ending_soon;
+# v5_slack (from tests/workflows/test_slack.py): a request with Slack approvals.
 RECORD_AS = "lifecycle_v4"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow]

@@ -4,9 +4,11 @@ way of the lifecycle, and replayable."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -68,7 +70,10 @@ async def test_only_slack_configured_requests_schedule_it_and_they_replay(
         workflows=[AccessRequestWorkflow, AssignmentWorkflow],
         data_converter=pydantic_data_converter,
     )
-    await replayer.replay_workflow(await handle.fetch_history())
+    history = await handle.fetch_history()
+    await replayer.replay_workflow(history)
+    if slack_app and (record := os.environ.get("ELEVATE_RECORD_HISTORY")):
+        (Path(record) / "lifecycle_v5_slack_request.json").write_text(history.to_json())
 
 
 async def test_a_slack_outage_holds_up_neither_grant_nor_revoke(env, engine, org, sso, standin):
