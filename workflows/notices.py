@@ -70,6 +70,12 @@ class Notices:
         if self._slack_app and n.event != "ending_soon" and workflow.patched(SLACK_APP_PATCH):
             self._handles.append(notify(SlackActivities.send_slack_approval, n))
 
+    def approval_counted(self) -> None:
+        """An approval short of the quorum: only the Slack messages show the new count."""
+        if self._slack_app and workflow.patched(SLACK_APP_PATCH):
+            n = Notification(self._request_id, "approval", str(workflow.uuid4()))
+            self._handles.append(notify(SlackActivities.send_slack_approval, n))
+
     def remind(self, end_at: datetime, now: datetime) -> datetime | None:
         """Sends `ending_soon` when it is due; answers when the next one is due, if any."""
         if end_at != self._planned_end:

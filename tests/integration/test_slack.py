@@ -239,6 +239,22 @@ def test_quorum_of_two_needs_two_different_people(stack, slack, two_approvers) -
     )
 
 
+def test_an_approval_through_the_rest_api_shows_in_slack_too(stack, slack, two_approvers) -> None:
+    rid = ask(stack, two_approvers)
+    posted_to(slack, rid, 2)
+    with stack.client(CAROL) as c:
+        assert c.post(f"/v1/requests/{rid}/approve", json={"comment": "fine"}).status_code == 200
+    wait_for(
+        lambda: all(
+            approvals_shown(m) == "1 of 2" and f"Approved by {CAROL}" in shown(m[1])
+            for m in messages(slack, rid).values()
+        ),
+        20,
+    )
+    for _, message in messages(slack, rid).values():
+        assert buttons(message) == {APPROVE: rid, REJECT: rid}  # still waiting for one more
+
+
 def test_a_delivery_repeated_by_slack_decides_once(stack, slack, two_approvers) -> None:
     rid = ask(stack, two_approvers)
     posted_to(slack, rid, 2)
