@@ -124,6 +124,15 @@ class SlackStandIn:
         with self._lock:
             return [c.args for c in self.calls if c.method == method]
 
+    def add_user(self, email: str) -> str:
+        with self._lock:
+            self.users[user_id(email)] = email
+        return user_id(email)
+
+    def remove_user(self, email: str) -> None:
+        with self._lock:
+            self.users.pop(user_id(email), None)
+
     def dm_channel(self, email: str) -> str:
         return "D" + user_id(email)[1:]
 

@@ -197,6 +197,20 @@ def test_an_approvers_click_approves_and_updates_every_message(stack, slack) -> 
     assert told(slack, CAROL) == []
 
 
+def test_the_clickers_slack_email_is_canonical(stack, slack) -> None:
+    shouting = "Carol@Example.COM"  # Slack keeps the email as the person typed it
+    slack.add_user(shouting)
+    try:
+        rid = ask(stack)
+        channel = slack.dm_channel(CAROL)
+        ts, _ = posted_to(slack, rid, 3)[channel]
+        assert slack.deliver(slack.press_payload(shouting, APPROVE, channel, ts)).status_code == 200
+        wait_for(lambda: request_of(stack, rid)["approvals"], 20)
+    finally:
+        slack.remove_user(shouting)
+    assert [a["approver"] for a in request_of(stack, rid)["approvals"]] == [CAROL]
+
+
 def test_refusals_are_told_to_the_clicker_alone_and_change_nothing(
     stack, slack, two_approvers
 ) -> None:
