@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.notify import _counted
 from elevate import slack
-from elevate.contracts import Notification
+from elevate.contracts import Notification, Status
 from elevate.models import AccessRequest
 from elevate.providers.base import Provider
 from elevate.settings import Settings
@@ -49,6 +49,8 @@ class SlackActivities:
         row = session.get(AccessRequest, request_id)
         if row is None:
             raise ApplicationError(f"request {request_id} not in the database", type="NotFound")
+        if row.status != Status.PENDING_APPROVAL.value:
+            return  # decided before the messages went out: nothing left to ask anyone
         done = {m.target for m in slack.posted(session, request_id)}
         content = slack.render(session, row, link)
         for target in self._targets(client, row):

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlmodel import Session, col, select
 
 from elevate.contracts import Status
@@ -39,7 +40,10 @@ def web_client(settings: Settings) -> WebClient | None:
     if not configured(settings):
         return None
     base = settings.slack_api_url.rstrip("/") + "/"  # slack_sdk joins method names onto it
-    return WebClient(token=settings.slack_bot_token, base_url=base, timeout=TIMEOUT_SECONDS)
+    web = WebClient(token=settings.slack_bot_token, base_url=base, timeout=TIMEOUT_SECONDS)
+    # One wait as Slack's Retry-After says; a longer limit is left to the caller's own retry.
+    web.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+    return web
 
 
 def request_link(settings: Settings, request_id: str) -> str:

@@ -127,3 +127,12 @@ def test_without_the_bot_token_nothing_is_sent(engine, provider, standin):
     quiet = SlackActivities(engine, Settings(slack_api_url=standin.url), provider)
     ActivityEnvironment().run(quiet.send_slack_approval, _pending(engine))
     assert standin.calls == []
+
+
+def test_a_request_decided_before_the_post_asks_nobody(engine, provider, standin):
+    rid = insert_request(engine, approvers=BOOTSTRAP, status="scheduled")
+    activities = _activities(engine, provider, standin)
+    ActivityEnvironment().run(
+        activities.send_slack_approval, Notification(rid, "pending_approval", "evt-3")
+    )
+    assert standin.calls_of("chat.postMessage") == []
