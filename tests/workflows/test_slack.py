@@ -89,4 +89,4 @@ async def test_a_slack_outage_holds_up_neither_grant_nor_revoke(env, engine, org
     assert r.revoked_at - r.end_at < timedelta(seconds=5)
     [approved_at] = await scheduled(handle, "record_status", action="approved")
     assert r.granted_at - approved_at < timedelta(seconds=5)
-    assert standin.refused > 1  # tried, and retried, while the lifecycle went on
+    assert standin.refused >= 1  # it was tried, and met the outage
