@@ -165,9 +165,11 @@ def _decide(app: SlackApp, session: Session, click: Click) -> None:
         )
     except ApiError as err:
         raise Refused(f"elevate refused: {err.detail}") from err
-    slack.refresh(
-        session, app.client, click.request_id, slack.request_link(app.settings, click.request_id)
-    )
+    link = slack.request_link(app.settings, click.request_id)
+    try:
+        slack.refresh(session, app.client, click.request_id, link)
+    except Exception:  # decided all the same; the worker's next update shows it
+        log.warning("slack messages of %s not updated after the click", click.request_id)
 
 
 def _clicker(app: SlackApp, slack_user: str) -> User:
