@@ -28,6 +28,7 @@ from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.sessions import SessionActivities
+from activities.slack import SlackActivities
 from activities.store import StoreActivities
 from activities.sweep import SweepActivities
 from elevate import temporal
@@ -73,6 +74,7 @@ def build_worker(
         end_sessions=settings.end_sessions and sessions is not None,
     )
     notify = NotifyActivities(engine, settings)
+    slack_app = SlackActivities(engine, settings, provider)
     reconcile = ReconcileActivities(
         engine, provider, settings.reconcile_permission_sets, settings.lease_grace
     )
@@ -91,6 +93,7 @@ def build_worker(
             lease.covering_leases,
             notify.send_notification,
             notify.send_slack_notification,
+            slack_app.send_slack_approval,
             reconcile.scan,
             reconcile.record_run,
             sweep.fail_unstarted,

@@ -25,6 +25,8 @@ from elevate.contracts import Notification
 from elevate.models import AccessRequest, utcnow
 from elevate.resources import to_resource
 from elevate.settings import Settings
+from elevate.slack import duration_words as _duration
+from elevate.slack import escape as _escape
 
 log = logging.getLogger("elevate.notify")
 TIMEOUT_SECONDS = 10.0
@@ -180,17 +182,5 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _escape(text: str) -> str:
-    """Slack's three control characters: user text must not form links or @-mentions."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _utc(at: datetime | None) -> str | None:
     return None if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _duration(seconds: int) -> str:
-    hours, minutes = divmod(seconds // 60, 60)
-    if not hours:
-        return f"{minutes} min"
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, web
 from api.auth import JwksVerifier
-from api.routes import audit, catalog, health, metrics, policies, reconcile, requests
+from api.routes import audit, catalog, health, metrics, policies, reconcile, requests, slack
 from api.routes import settings as settings_routes
 from api.services.metrics import ProjectionCollector
 from api.temporal_gateway import TemporalGateway
@@ -100,4 +100,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, metrics, requests, catalog, policies, settings_routes, reconcile, audit):
         app.include_router(module.router)
     web.install(app, settings)
+    app.include_router(slack.router)
     return app

@@ -86,6 +86,8 @@ class AccessRequestInput:
     ending_soon_lead: timedelta = ENDING_SOON_LEAD
     # How long past end_at the assignment's owner keeps a lease nobody gave back.
     lease_grace: timedelta = LEASE_GRACE
+    # Slack approvals were configured when the request was made: its messages are sent.
+    slack_app: bool = False
 
 
 @dataclass

@@ -158,3 +158,20 @@ class ReconcileRun(SQLModel, table=True):
     findings: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
+
+
+class SlackMessage(SQLModel, table=True):
+    """A Slack message about a request, kept so that later changes update it in place."""
+
+    __tablename__ = "slack_messages"
+
+    request_id: str = Field(foreign_key="access_requests.id", primary_key=True, max_length=36)
+    # The Slack user id of a direct message's approver, or the configured channel.
+    target: str = Field(primary_key=True, max_length=255)
+    channel: str = Field(max_length=255)  # as chat.postMessage answered: what chat.update needs
+    ts: str = Field(max_length=64)
+    posted_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    # The request's updated_at the message shows: an older state is never written over a newer.
+    shown_at: datetime | None = _ts()

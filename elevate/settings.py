@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     notify_webhook_secret: str | None = None
     # A Slack incoming webhook gets the same events as readable messages. The URL is a secret.
     slack_webhook_url: str | None = None
+    # Slack approvals (API.md "Slack approvals"): with both the bot token and the signing secret,
+    # approvers get messages with Approve/Reject buttons, answered at /v1/slack/interactions.
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    # One message in this channel instead of a direct message to each approver.
+    slack_approvals_channel: str | None = None
     # `ending_soon` goes out this long before end_at (an end nearer than this gets none); 0: never.
     notify_ending_soon_lead: timedelta = ENDING_SOON_LEAD
 

@@ -25,6 +25,7 @@ from elevate.devstack.seed_iam import seed_iam_demo
 from elevate.providers.aws import client
 from elevate.providers.iam_catalog import IamPermissionSet
 from tests.databases import fresh_database
+from tests.slackapp import slack_env
 
 ISSUER = "https://idp.test.example"
 AUDIENCE = "elevate-tests"
@@ -221,6 +222,7 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
             "ELEVATE_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
             "ELEVATE_UI_DEV_LOGIN": "true",
             "ELEVATE_UI_DEV_USERS": str(write_dev_users(work / "dev-users.yaml")),
+            **slack_env(),
             **provider_env,
         }
         processes.run_elevate(["db", "upgrade"], env, logs / "migrate.log")

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from elevate.policy import matches
     from workflows.extension import ExtensionHandlers
+    from workflows.notices import Notices
     from workflows.options import check_in_time, conflict, not_allowed, store
 
 APPROVE_ANSWERS_DECIDED = "approve-answers-decided"
@@ -32,6 +33,7 @@ class DecisionHandlers(ExtensionHandlers):
     _rejection: DecisionInput | None
     _projected: Status | None
     _requested: bool
+    _notices: Notices
 
     def _quorum(self) -> bool:
         return len(self._approvals) >= self.inp.approvals_required
@@ -62,6 +64,8 @@ class DecisionHandlers(ExtensionHandlers):
         await store(StoreActivities.record_approval, record)
         self._approving.discard(name)
         self._approvals[name] = inp.comment
+        if not self._quorum():
+            self._notices.approval_counted()
         if self._quorum() and workflow.patched(APPROVE_ANSWERS_DECIDED):
             # The approval that completes the quorum answers with the decided request.
             await workflow.wait_condition(lambda: self._projected is not Status.PENDING_APPROVAL)

@@ -8,6 +8,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
+    from activities.slack import SlackActivities
     from elevate.contracts import Notification, Status, StatusChange
     from workflows.options import notify
 
@@ -15,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
 NOTIFY_PATCH = "notify-webhook"
 SLACK_PATCH = "notify-slack"
 ENDING_SOON_PATCH = "notify-ending-soon"
+SLACK_APP_PATCH = "slack-approvals"
 # Statuses whose event (API.md "Notifications") has the status's name.
 _NOTIFIED = frozenset(
     {
@@ -45,9 +47,10 @@ class Notices:
     heads-up could no longer come `lead` ahead, and `active` already said when access ends.
     """
 
-    def __init__(self, request_id: str, lead: timedelta) -> None:
+    def __init__(self, request_id: str, lead: timedelta, slack_app: bool = False) -> None:
         self._request_id = request_id
         self._lead = lead
+        self._slack_app = slack_app  # only requests made with Slack approvals configured
         self._handles: list[workflow.ActivityHandle[None]] = []
         self._planned_end: datetime | None = None  # the end_at the reminder was planned for
         self._remind_at: datetime | None = None  # None: sent already, or none wanted
@@ -63,6 +66,15 @@ class Notices:
         self._handles.append(notify(NotifyActivities.send_notification, n))
         if workflow.patched(SLACK_PATCH):
             self._handles.append(notify(NotifyActivities.send_slack_notification, n))
+        # ending_soon changes nothing an approval message shows.
+        if self._slack_app and n.event != "ending_soon" and workflow.patched(SLACK_APP_PATCH):
+            self._handles.append(notify(SlackActivities.send_slack_approval, n))
+
+    def approval_counted(self) -> None:
+        """An approval short of the quorum: only the Slack messages show the new count."""
+        if self._slack_app and workflow.patched(SLACK_APP_PATCH):
+            n = Notification(self._request_id, "approval", str(workflow.uuid4()))
+            self._handles.append(notify(SlackActivities.send_slack_approval, n))
 
     def remind(self, end_at: datetime, now: datetime) -> datetime | None:
         """Sends `ending_soon` when it is due; answers when the next one is due, if any."""

@@ -18,7 +18,7 @@ from api.schemas import EventOut, RequestCreate, RequestDetail, RequestOut
 from api.services import policies
 from api.services import settings as settings_service
 from api.temporal_gateway import TemporalGateway
-from elevate import temporal
+from elevate import slack, temporal
 from elevate.contracts import (
     AccessRequestInput,
     Actor,
@@ -197,6 +197,7 @@ def create_request(
         approval_timeout=eff.approval_timeout,
         ending_soon_lead=settings.notify_ending_soon_lead,
         lease_grace=settings.lease_grace,
+        slack_app=slack.configured(settings),
     )
     try:
         memo = {"justification": body.justification, "ticket": body.ticket}

@@ -139,6 +139,10 @@ def dev(
     provider: Annotated[
         ProviderName, typer.Option(help="grant through IAM Identity Center or plain IAM")
     ] = ProviderName.identity_center,
+    slack: Annotated[
+        bool, typer.Option(help="Slack approvals against a local stand-in of the Slack Web API")
+    ] = False,
+    slack_port: Annotated[int, typer.Option(help="port of the Slack stand-in; 0: any free")] = 0,
 ) -> None:
     """Run everything on this machine: Temporal dev server, emulated AWS, API and worker."""
     from elevate.devstack import processes
@@ -178,6 +182,11 @@ def dev(
             "ELEVATE_AUTO_MIGRATE": "false",
             **_web_app_env(api_port),
         }
+        if slack:
+            from elevate.devstack.slack_standin import for_dev
+
+            env.update(for_dev(f"http://127.0.0.1:{api_port}", slack_port))
+            typer.echo(f"Slack stand-in: {env['ELEVATE_SLACK_API_URL'].removesuffix('api/')}")
         if processes.port_open("127.0.0.1", get_settings().worker_metrics_port):
             env["ELEVATE_WORKER_METRICS_PORT"] = "0"  # taken: run the worker without it
         typer.echo("upgrading the database schema (elevate db upgrade)")

@@ -26,7 +26,8 @@ from workflows.sessions import SessionGuardWorkflow
 # Recorded from test_fresh_history_replays with ELEVATE_RECORD_HISTORY=<dir>: one request's
 # full lifecycle (request → approve → lease → end → release) and its assignment owner's run.
 # v2: before notifications; v3: webhooks only; v4: webhooks, Slack and ending_soon;
-# v5: leases that end, revoke first, and the permission set's writer ending live sessions.
+# v5: leases that end, revoke first, and the permission set's writer ending live sessions;
+# v5_slack (from tests/workflows/test_slack.py): a request with Slack approvals.
 RECORD_AS = "lifecycle_v5"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow]

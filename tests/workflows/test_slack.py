@@ -1,0 +1,92 @@
+"""Slack approvals in the workflow: scheduled only for Slack-configured requests, never in the
+way of the lifecycle, and replayable."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
+
+from activities.assignments import AssignmentActivities
+from activities.slack import SlackActivities
+from elevate.contracts import DecisionInput
+from elevate.devstack.seed import USERS
+from elevate.devstack.slack_standin import SlackStandIn, serving
+from elevate.settings import Settings
+from tests.workflows.conftest import TASK_QUEUE, activities_of, new_request, provider_for
+from tests.workflows.test_lifecycle import CAROL, row, start
+from tests.workflows.test_notify import scheduled
+from workflows.access_request import AccessRequestWorkflow
+from workflows.assignment import AssignmentWorkflow
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandIn]:
+    with serving(USERS) as s:
+        yield s
+
+
+def _worker(env, engine, sso, standin: SlackStandIn, executor: ThreadPoolExecutor) -> Worker:
+    settings = Settings(
+        slack_bot_token="xoxb-wf", slack_signing_secret="wf-secret", slack_api_url=standin.url
+    )
+    provider = provider_for(sso)
+    ic = AssignmentActivities(provider, poll_interval=0.01)
+    return Worker(
+        env.client,
+        task_queue=TASK_QUEUE,
+        workflows=[AccessRequestWorkflow, AssignmentWorkflow],
+        activities=[
+            *activities_of(engine, ic, env.client),
+            SlackActivities(engine, settings, provider).send_slack_approval,
+        ],
+        activity_executor=executor,
+    )
+
+
+@pytest.mark.parametrize("slack_app", [True, False])
+async def test_only_slack_configured_requests_schedule_it_and_they_replay(
+    env, engine, org, sso, standin, slack_app
+):
+    inp = new_request(engine, org, account="staging", duration=timedelta(hours=1))
+    inp = dataclasses.replace(inp, slack_app=slack_app)
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with _worker(env, engine, sso, standin, executor):
+            handle = await start(env, inp)
+            await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL))
+            assert await handle.result() == "ended"
+    sent = await scheduled(handle, "send_slack_approval")
+    # pending_approval, approved, active, ended: the events the messages show.
+    assert len(sent) == (4 if slack_app else 0)
+    assert bool(standin.calls_of("chat.postMessage")) is slack_app
+    replayer = Replayer(
+        workflows=[AccessRequestWorkflow, AssignmentWorkflow],
+        data_converter=pydantic_data_converter,
+    )
+    history = await handle.fetch_history()
+    await replayer.replay_workflow(history)
+    if slack_app and (record := os.environ.get("ELEVATE_RECORD_HISTORY")):
+        (Path(record) / "lifecycle_v5_slack_request.json").write_text(history.to_json())
+
+
+async def test_a_slack_outage_holds_up_neither_grant_nor_revoke(env, engine, org, sso, standin):
+    standin.failing = True
+    inp = new_request(engine, org, account="sandbox", duration=timedelta(hours=1))
+    inp = dataclasses.replace(inp, slack_app=True)
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with _worker(env, engine, sso, standin, executor):
+            handle = await start(env, inp)
+            await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL))
+            assert await handle.result() == "ended"
+    r = row(engine, inp.request_id)
+    assert r.revoked_at - r.end_at < timedelta(seconds=5)
+    [approved_at] = await scheduled(handle, "record_status", action="approved")
+    assert r.granted_at - approved_at < timedelta(seconds=5)
+    assert standin.refused >= 1  # it was tried, and met the outage
