@@ -143,7 +143,7 @@ def dev(
     """Run everything on this machine: Temporal dev server, emulated AWS, API and worker."""
     from elevate.devstack import processes
     from elevate.devstack.keys import ensure_dev_key
-    from elevate.devstack.walkthrough import walkthrough
+    from elevate.devstack.walkthrough import ENV_FILE, dev_env, dev_tokens, walkthrough, write_env
 
     logs = STATE_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -187,7 +187,9 @@ def dev(
         )
         base = f"http://127.0.0.1:{api_port}"
         processes.wait_until(lambda: processes.http_ok(f"{base}/readyz"), "the API", 60, procs[-1])
-        typer.echo(walkthrough(base, org, ui_port, logs, provider_env))
+        tokens = dev_tokens()
+        write_env(ENV_FILE, dev_env(base, aws, org.accounts, tokens, provider_env))
+        typer.echo(walkthrough(base, org, ui_port, logs, provider_env, tokens))
         _wait_for_signal(procs)
     finally:
         typer.echo("stopping the dev stack")
