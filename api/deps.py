@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -69,3 +69,13 @@ def _admin_or_auditor(user: CurrentUser) -> User:
 
 Admin = Annotated[User, Depends(_admin)]
 AdminOrAuditor = Annotated[User, Depends(_admin_or_auditor)]
+
+# The error statuses each dependency can answer, for the OpenAPI document (api.openapi).
+ANSWERS: dict[Callable[..., object], tuple[int, ...]] = {
+    _current_user: (401, 503),  # 503: the signing keys could not be loaded
+    _session: (503,),
+    _temporal: (503,),
+    _catalog: (503,),
+    _admin: (403,),
+    _admin_or_auditor: (403,),
+}

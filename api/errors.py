@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("elevate.api")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str = Field(description="a machine-readable code, e.g. not_found, invalid_duration")
+    detail: str = Field(description="what went wrong, in a sentence for a human")
+    fields: list[str] = Field(
+        default_factory=list, description="422 only: the paths of the offending fields"
+    )
+
+
+WHEN = {
+    400: "the body is not JSON, or not a JSON object",
+    401: "no bearer token, or an invalid or expired one",
+    403: "authenticated, but not allowed to do this",
+    404: "no such id",
+    409: "the request's state does not allow this action",
+    413: "the body is larger than 1 MiB",
+    422: "well-formed but invalid; `fields` names what is wrong",
+    503: "a dependency (database, Temporal, AWS, the signing keys) is unavailable; retry",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the error answers its service can give, beyond those that
+    api.openapi derives from the route's dependencies and parameters."""
+    return {s: {"model": ErrorBody, "description": WHEN[s]} for s in statuses}
 
 
 class ApiError(Exception):
@@ -60,11 +91,9 @@ class Unavailable(ApiError):
 def error_response(
     status: int, code: str, detail: str, fields: list[str] | None = None
 ) -> JSONResponse:
-    body: dict[str, object] = {"error": code, "detail": detail}
-    if fields:
-        body["fields"] = fields
+    body = ErrorBody(error=code, detail=detail, fields=fields or [])
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body.model_dump(exclude_defaults=True), status_code=status, headers=headers)
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -87,11 +116,34 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = "no such path" if exc.status_code == 404 else str(exc.detail)
-    return error_response(exc.status_code, code, detail)
+    response = error_response(exc.status_code, code, detail)
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette names only the first route's."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in flat_routes(request.app):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+def flat_routes(app: FastAPI) -> Iterator[Any]:
+    """Every route of the app, those of included routers too (newer FastAPI includes lazily)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before 0.16x: included routes are copied into app.routes
+        return iter(app.routes)
+    return iter(iter_route_contexts(app.routes))
 
 
 async def _db_down(_: Request, exc: Exception) -> JSONResponse:

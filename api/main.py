@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors, web
+from api import errors, openapi, web
 from api.auth import JwksVerifier
 from api.routes import audit, catalog, health, metrics, policies, reconcile, requests, slack
 from api.routes import settings as settings_routes
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog.validate()  # a bad IAM catalog stops the API here, naming the problem
     app.state.verifier = JwksVerifier(settings)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestContext)
     for module in (health, metrics, requests, catalog, policies, settings_routes, reconcile, audit):

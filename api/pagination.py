@@ -11,8 +11,14 @@ from fastapi import Query
 
 from api.errors import Invalid
 
-Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=500, description="page size: 1 to 500, default 50")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="the next_cursor of the previous page, as given (opaque); one this API "
+        "did not issue is 422 invalid_cursor; empty or absent: the first page",
+    ),
+]
 
 
 def encode(position: list[Any]) -> str:

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
-from elevate.policy_schema import IsoDuration
+from elevate.policy_schema import NON_BLANK, IsoDuration
 
 # Re-exported: the resource lives in the shared package, so the worker's webhooks match it.
 from elevate.resources import ApprovalOut as ApprovalOut
 from elevate.resources import RequestOut as RequestOut
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any) -> Any:
+    # pydantic alone also takes 1700000000 or "0.5" as a time; the schema promises a string.
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-11-28T09:00:00Z")
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 T = TypeVar("T")
 
@@ -32,9 +51,10 @@ class RequestCreate(BaseModel):
         description="the permission set's name (its ARN is accepted too)"
     )
     duration: IsoDuration
-    start_at: AwareDatetime | None = None
+    start_at: Rfc3339 | None = None
     justification: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NON_BLANK),
     ]
     ticket: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None
 
@@ -44,7 +64,8 @@ class ExtendBody(BaseModel):
 
     duration: IsoDuration
     justification: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NON_BLANK),
     ]
 
 
@@ -82,6 +103,6 @@ class EligibilityOut(BaseModel):
     account_id: str
     account_name: str
     permission_set: str
-    max_duration: timedelta
+    max_duration: IsoDuration
     approval_required: bool
     ticket_required: bool

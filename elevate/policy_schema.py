@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -10,33 +11,71 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    StrictBool,
     StringConstraints,
-    TypeAdapter,
+    WithJsonSchema,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from elevate import policy
 from elevate.contracts import Principal
+
+_N = r"\d+"
+_TIME = rf"({_N}H({_N}M)?({_N}S)?|{_N}M({_N}S)?|{_N}S)"
+# Days, hours, minutes, whole seconds: the RFC 3339 durations that name a fixed length (no years,
+# months or weeks). The OpenAPI document publishes this pattern; the API checks the same one.
+DURATION_PATTERN = rf"^P({_N}D(T{_TIME})?|T{_TIME})$"
 
 
 def _iso_duration(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value
-    if not isinstance(value, str) or not value.startswith("P"):
-        raise ValueError("must be an ISO 8601 duration such as PT30M or PT2H")
+    if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value):
+        raise ValueError("must be an ISO 8601 duration such as PT30M, PT2H or P1DT4H")
     return value
 
 
-IsoDuration = Annotated[timedelta, BeforeValidator(_iso_duration)]
-
-
 def iso(duration: timedelta) -> str:
-    """ISO 8601, as the API writes durations (PT2H, P1DT30M)."""
-    return str(TypeAdapter(timedelta).dump_python(duration, mode="json"))
+    """ISO 8601, as the API writes durations (PT2H, P1DT30M, P400D): pydantic would write
+    P1Y35D, which RFC 3339 does not allow and the pattern above refuses."""
+    days, rest = divmod(int(duration.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = zip((hours, minutes, seconds), "HMS", strict=True)
+    time = "".join(f"{n}{unit}" for n, unit in parts if n)
+    if not days and not time:
+        return "PT0S"
+    return f"P{f'{days}D' if days else ''}{f'T{time}' if time else ''}"
+
+
+def _json_integer(value: Any) -> Any:
+    # What JSON Schema calls an integer: 5 and 5.0, but not "5" or true.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+IsoDuration = Annotated[
+    timedelta,
+    BeforeValidator(_iso_duration),
+    PlainSerializer(iso, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "duration", "pattern": DURATION_PATTERN}),
+]
 
 
 PolicyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+# Not only whitespace: Python, JSON Schema validators and pydantic-core disagree on what \s is,
+# so the characters they disagree on (\x1c-\x1f) count as blank for all of them.
+NON_BLANK = r"[^\s\x1c-\x1f]"
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=320, pattern=NON_BLANK),
+]
 AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 OuId = Annotated[
     str, StringConstraints(pattern=r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")
@@ -52,8 +91,17 @@ class PrincipalBody(BaseModel):
         return Principal(self.type, self.name)
 
 
+# What _somewhere() checks, said in the schema so that clients see it before they send.
+_NAMES_A_SCOPE: JsonDict = {
+    "anyOf": [
+        {"required": ["accounts"], "properties": {"accounts": {"minItems": 1}}},
+        {"required": ["ous"], "properties": {"ous": {"minItems": 1}}},
+    ]
+}
+
+
 class _Scope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_NAMES_A_SCOPE)
     accounts: list[AccountId] = Field(default_factory=list)
     ous: list[OuId] = Field(default_factory=list)
     permission_sets: list[Name] = Field(default_factory=list, description="empty means all")
@@ -68,8 +116,8 @@ class _Scope(BaseModel):
 class EligibilityBody(_Scope):
     principals: list[PrincipalBody] = Field(min_length=1)
     max_duration: IsoDuration = timedelta(hours=1)
-    approval_required: bool = True
-    ticket_required: bool = False
+    approval_required: StrictBool = True
+    ticket_required: StrictBool = False
 
     def to_policy(self, name: str) -> policy.EligibilityPolicy:
         return policy.EligibilityPolicy(
@@ -86,7 +134,7 @@ class EligibilityBody(_Scope):
 
 class ApprovalBody(_Scope):
     approvers: list[PrincipalBody] = Field(min_length=1)
-    approvals_required: int = Field(default=1, ge=1, le=10)
+    approvals_required: JsonInt = Field(default=1, ge=1, le=10)
 
     def to_policy(self, name: str) -> policy.ApprovalPolicy:
         return policy.ApprovalPolicy(
@@ -112,8 +160,8 @@ class SettingsPatch(BaseModel):
     max_duration: IsoDuration | None = None
     min_duration: IsoDuration | None = None
     approval_timeout: IsoDuration | None = None
-    ticket_required: bool | None = None
-    comment_required: bool | None = None
+    ticket_required: StrictBool | None = None
+    comment_required: StrictBool | None = None
 
 
 POLICY_KINDS: dict[str, type[EligibilityBody] | type[ApprovalBody]] = {

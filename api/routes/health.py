@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.errors import Unavailable
+from api.errors import Unavailable, responses
 from elevate.db import ping
 
 router = APIRouter(tags=["health"])
@@ -20,7 +20,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=responses(503))
 async def readyz(request: Request) -> Any:
     checks: dict[str, str] = {}
     try:

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import AdminOrAuditor, SessionDep
+from api.errors import responses
 from api.services import reconcile as service
 
 router = APIRouter(prefix="/v1/reconcile", tags=["reconcile"])
 
 
-@router.get("")
+@router.get("", responses=responses(404))
 def last_run(_: AdminOrAuditor, session: SessionDep) -> Any:
     return service.last_run(session)

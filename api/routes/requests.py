@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query
 
 from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.errors import responses
 from api.pagination import Cursor, Limit
 from api.schemas import Comment, ExtendBody, Page, RequestCreate, RequestDetail, RequestOut
 from api.services import extensions
 from api.services import requests as service
+from elevate.contracts import Status
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 OptionalComment = Annotated[Comment | None, Body()]
 
 
-@router.post("", status_code=201, response_model=RequestOut)
+@router.post("", status_code=201, response_model=RequestOut, responses=responses(403))
 def create_request(
     body: RequestCreate,
     user: CurrentUser,
@@ -33,10 +35,12 @@ def create_request(
 def list_requests(
     user: CurrentUser,
     session: SessionDep,
-    status: str | None = None,
+    status: Status | None = None,
     requester: str | None = None,
     account_id: str | None = None,
-    awaiting: Annotated[str | None, Query(description="'me': requests you may decide")] = None,
+    awaiting: Annotated[
+        Literal["me"] | None, Query(description="'me': the requests you may decide")
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
@@ -52,12 +56,12 @@ def list_requests(
     )
 
 
-@router.get("/{request_id}", response_model=RequestDetail)
+@router.get("/{request_id}", response_model=RequestDetail, responses=responses(403, 404))
 def get_request(request_id: str, user: CurrentUser, session: SessionDep) -> Any:
     return service.get_request(session, user, request_id)
 
 
-@router.post("/{request_id}/extend", response_model=RequestOut)
+@router.post("/{request_id}/extend", response_model=RequestOut, responses=responses(403, 404, 409))
 def extend_request(
     request_id: str,
     body: ExtendBody,
@@ -92,5 +96,6 @@ for _name in ("approve", "reject", "cancel", "revoke"):
         _action(_name),
         methods=["POST"],
         response_model=RequestOut,
+        responses=responses(403, 404, 409),
         summary=f"{_name.title()} a request",
     )

@@ -6,11 +6,10 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,7 +26,24 @@ class ProviderName(StrEnum):
     iam = "iam"
 
 
-app = typer.Typer(help="Temporary elevated access for AWS.", no_args_is_help=True)
+class _Elevate(typer.Typer):
+    """Typer, except that what goes wrong around a command (no credentials, an endpoint that
+    does not answer, a bad setting or catalog, AWS refusing) is one line and an exit code."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as err:
+            from elevate.cli.errors import explain
+
+            failure = explain(err)
+            if failure is None:
+                raise  # a bug: the traceback is what its report needs
+            typer.echo(failure.line(), err=True)
+            sys.exit(failure.code)
+
+
+app = _Elevate(help="Temporary elevated access for AWS.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(people_cli.app, name="request")
 app.command(epilog=people_cli.EXIT_CODES)(people_cli.approve)
@@ -48,8 +64,7 @@ def api(
     from elevate.logs import configure
 
     configure(get_settings())
-    with _refused_configuration():
-        app = create_app()  # checks the provider's configuration against AWS, once
+    app = create_app()  # checks the provider's configuration against AWS, once
     uvicorn.run(app, host=host, port=port, log_config=None)
 
 
@@ -60,8 +75,7 @@ def worker() -> None:
     from elevate.logs import configure
 
     configure(get_settings())
-    with _refused_configuration():
-        asyncio.run(worker_module.run())
+    asyncio.run(worker_module.run())
 
 
 @db_app.command()
@@ -147,7 +161,7 @@ def dev(
     """Run everything on this machine: Temporal dev server, emulated AWS, API and worker."""
     from elevate.devstack import processes
     from elevate.devstack.keys import ensure_dev_key
-    from elevate.devstack.walkthrough import walkthrough
+    from elevate.devstack.walkthrough import ENV_FILE, dev_env, dev_tokens, walkthrough, write_env
 
     logs = STATE_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -197,23 +211,13 @@ def dev(
         )
         base = f"http://127.0.0.1:{api_port}"
         processes.wait_until(lambda: processes.http_ok(f"{base}/readyz"), "the API", 60, procs[-1])
-        typer.echo(walkthrough(base, org, ui_port, logs, provider_env))
+        tokens = dev_tokens()
+        write_env(ENV_FILE, dev_env(base, aws, org.accounts, tokens, provider_env))
+        typer.echo(walkthrough(base, org, ui_port, logs, provider_env, tokens))
         _wait_for_signal(procs)
     finally:
         typer.echo("stopping the dev stack")
         processes.stop(procs)
-
-
-@contextmanager
-def _refused_configuration() -> Iterator[None]:
-    """A provider configuration AWS contradicts stops the command, saying what is wrong."""
-    from elevate.providers.iam_catalog import CatalogError
-
-    try:
-        yield
-    except CatalogError as err:
-        typer.echo(f"elevate: {err}", err=True)
-        raise typer.Exit(2) from err
 
 
 def _seed(provider: ProviderName) -> tuple[DemoOrg, dict[str, str]]:

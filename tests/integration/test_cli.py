@@ -182,3 +182,106 @@ def test_an_api_answering_503_exits_3_with_its_detail(unavailable_api: str) -> N
     done = cli(unavailable_api, "token", "request", "list")
     assert done.returncode == 3
     assert done.stderr == "database_unavailable: the database is not answering\n"
+
+
+def bare(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`elevate …` from a fresh shell: no AWS credentials, no ELEVATE_* but those given."""
+    home = Path(env.pop("HOME", "/nonexistent"))
+    base = {"PATH": os.environ["PATH"], "HOME": str(home), "AWS_EC2_METADATA_DISABLED": "true"}
+    return subprocess.run(
+        [ELEVATE, *args], env={**base, **env}, cwd=home if home.exists() else None,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def one_line(done: subprocess.CompletedProcess[str], code: int) -> str:
+    assert (done.returncode, done.stdout) == (code, ""), (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("elevate: ")
+    assert "; hint: " in lines[0]
+    return lines[0]
+
+
+def test_missing_aws_credentials_is_one_line_exit_2(tmp_path: Path) -> None:
+    free = f"http://127.0.0.1:{processes.free_port()}"
+    line = one_line(
+        bare("assignments", "123456789012", AWS_ENDPOINT_URL=free, HOME=str(tmp_path)), 2
+    )
+    assert line.startswith("elevate: no AWS credentials found; hint: ")
+    assert line.endswith("set -a; . .elevate/env; set +a")
+
+
+def test_unreachable_endpoints_are_one_line_exit_3(tmp_path: Path) -> None:
+    free = f"127.0.0.1:{processes.free_port()}"
+    creds = {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    aws = one_line(
+        bare("assignments", "123456789012", AWS_ENDPOINT_URL=f"http://{free}", **creds), 3
+    )
+    assert aws.startswith(f"elevate: cannot reach AWS at http://{free}")
+    db = f"postgresql+psycopg://nobody@{free}/nothing"
+    assert "the database is not answering" in one_line(
+        bare("db", "current", ELEVATE_DATABASE_URL=db), 3
+    )
+    api = one_line(bare("policy", "export", "--url", f"http://{free}", "--token", "t"), 3)
+    assert api.startswith(f"elevate: cannot reach http://{free}/")
+    worker = bare(
+        "worker", HOME=str(tmp_path), ELEVATE_TEMPORAL_ADDRESS=free,
+        ELEVATE_WORKER_METRICS_PORT="0", AWS_ENDPOINT_URL=f"http://{free}", **creds,
+    )  # fmt: skip
+    assert worker.returncode == 3
+    assert "Traceback" not in worker.stderr
+    assert worker.stderr.splitlines()[-1].startswith("elevate: cannot reach Temporal: ")
+
+
+def test_a_bad_setting_is_one_line_naming_it_exit_2() -> None:
+    line = one_line(bare("db", "current", ELEVATE_MAX_DURATION="soon"), 2)
+    assert line.startswith("elevate: bad configuration: ELEVATE_MAX_DURATION: ")
+
+
+def test_a_bad_iam_catalog_is_one_line_exit_2(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("accounts: [{id: '12', name: x}]\npermission_sets: []\n")
+    done = bare(
+        "assignments", "123456789012", ELEVATE_PROVIDER="iam", ELEVATE_IAM_CATALOG=str(catalog)
+    )
+    assert "accounts" in one_line(done, 2)
+
+
+class _AccessDenied(BaseHTTPRequestHandler):
+    """AWS's JSON protocol refusing every call, as an IAM policy without sso:List* would."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"] or 0))
+        body = b'{"__type": "AccessDeniedException", "message": "not authorized to list"}'
+        self.send_response(400)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("x-amzn-ErrorType", "AccessDeniedException")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_aws_refusing_is_one_line_exit_1() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AccessDenied)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = bare(
+            "assignments", "123456789012", AWS_ENDPOINT_URL=f"http://127.0.0.1:{server.server_address[1]}",
+            AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = one_line(done, 1)
+    assert line.startswith(
+        "elevate: AWS refused ListInstances: AccessDeniedException: not authorized"
+    )
