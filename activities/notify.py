@@ -42,7 +42,7 @@ class NotifyActivities:
         self._settings = settings
 
     def _link(self, request_id: str) -> str:
-        return f"{self._settings.public_url.rstrip('/')}/v1/requests/{request_id}"
+        return f"{self._settings.public_url.rstrip('/')}/requests/{request_id}"
 
     def _row(self, session: Session, request_id: str) -> AccessRequest:
         row = session.get(AccessRequest, request_id)

@@ -47,7 +47,7 @@ def test_delivers_signed_resource_and_link(engine, request_id):
     assert delivery.headers["X-Elevate-Event-Id"] == "evt-1"
     body = delivery.json
     assert body["event"] == "pending_approval"
-    assert body["link"] == f"https://elevate.test/v1/requests/{request_id}"
+    assert body["link"] == f"https://elevate.test/requests/{request_id}"
     assert body["request"]["id"] == request_id
     assert body["request"]["status"] == "pending_approval"
     assert body["request"]["duration"] == "PT1H"
@@ -129,7 +129,7 @@ def _slack_message(engine: sa.Engine, n: Notification) -> dict[str, object]:
 def test_slack_message_says_who_what_when_and_links_the_request(engine, request_id):
     _update(engine, request_id, start_at=BEGIN, end_at=BEGIN + timedelta(hours=1), ticket="INC-7")
     message = _slack_message(engine, Notification(request_id, "active", "evt-6"))
-    link = f"https://e.test/v1/requests/{request_id}"
+    link = f"https://e.test/requests/{request_id}"
     assert message["text"] == (
         "alice@example.com's request for ReadOnly on prod (111122223333) is active until "
         f"2026-11-29 15:05 UTC: {link}"

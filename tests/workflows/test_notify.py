@@ -77,7 +77,7 @@ async def test_lifecycle_events_arrive_in_order(env, engine, org, sso, worker_fo
     assert len(ids) == 5
     last = sink.received[-1].json
     assert last["request"]["status"] == "ended"
-    assert last["link"] == f"https://e.test/v1/requests/{inp.request_id}"
+    assert last["link"] == f"https://e.test/requests/{inp.request_id}"
 
 
 async def test_slack_gets_a_readable_message_per_event(env, engine, org, sso, worker_for):
@@ -88,7 +88,7 @@ async def test_slack_gets_a_readable_message_per_event(env, engine, org, sso, wo
             assert await handle.result() == "ended"
     r = row(engine, inp.request_id)
     who = f"alice@example.com's request for ReadOnly on sandbox ({org.accounts['sandbox']})"
-    link = f"https://e.test/v1/requests/{inp.request_id}"
+    link = f"https://e.test/requests/{inp.request_id}"
     assert slack.texts() == [
         f"{who} waits for approval by the elevate-approvers group: {link}",
         f"{who} was approved by carol@example.com: {link}",
