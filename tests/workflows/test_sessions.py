@@ -114,4 +114,15 @@ async def test_ended_access_ends_sessions_then_the_policy_is_as_it_was(
         await until(engine, again.request_id, "active")
         assert assigned(sso, again)
         assert await handle.result() == "ended"
+        # That end wrote a deny of its own: let its hour pass too, so no writer outlives us.
+        clock = new_request(engine, org, account="sandbox", approval_timeout=timedelta(minutes=61))
+        waiting = await env.client.start_workflow(
+            "AccessRequestWorkflow",
+            clock,
+            id=f"access-request-{clock.request_id}",
+            task_queue=TASK_QUEUE,
+        )
+        assert await waiting.result() == "expired"
+        await asyncio.wait_for(guard.result(), 30)
+        assert inline(sso, org, pset) == THEIRS
     sso.delete_inline_policy_from_permission_set(InstanceArn=org.instance_arn, PermissionSetArn=arn)
