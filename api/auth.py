@@ -14,6 +14,7 @@ from jose import ExpiredSignatureError, JWTError, jwt
 from jose.exceptions import JWTClaimsError
 
 from api.errors import Unauthorized, Unavailable
+from elevate.identity import InvalidName, canonical
 from elevate.settings import Settings
 
 ALGORITHMS = ("RS256", "ES256")
@@ -98,6 +99,14 @@ class JwksVerifier:
         username = claims.get(s.auth_username_claim)
         if not isinstance(username, str) or not username:
             raise Unauthorized(f"the token has no {s.auth_username_claim!r} claim", "invalid_token")
+        if s.auth_username_claim == "email" and claims.get("email_verified") is False:
+            raise Unauthorized("the token's email is not verified", "invalid_token")
+        try:
+            username = canonical(username)
+        except InvalidName as err:
+            raise Unauthorized(
+                f"the token's username is not accepted: {err}", "invalid_token"
+            ) from err
         groups = claims.get(s.auth_groups_claim, [])
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise Unauthorized(

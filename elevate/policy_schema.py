@@ -17,6 +17,7 @@ from pydantic import (
 
 from elevate import policy
 from elevate.contracts import Principal
+from elevate.identity import canonical
 
 
 def _iso_duration(value: Any) -> Any:
@@ -47,6 +48,13 @@ class PrincipalBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["user", "group"]
     name: Name
+
+    @model_validator(mode="after")
+    def _canonical_user(self) -> PrincipalBody:
+        # Stored as the token's canonical username, so matching never depends on spelling.
+        if self.type == "user":
+            self.name = canonical(self.name)
+        return self
 
     def to_principal(self) -> Principal:
         return Principal(self.type, self.name)

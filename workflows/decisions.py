@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
         RevokeInput,
         Status,
     )
+    from elevate.identity import same_person
     from elevate.policy import matches
     from workflows.extension import ExtensionHandlers
     from workflows.options import conflict, not_allowed, store
@@ -41,7 +42,7 @@ class DecisionHandlers(ExtensionHandlers):
             raise conflict(f"the request is {self._status}, no longer pending approval")
         if self._stop is not None:
             raise conflict("the request is being cancelled")
-        if actor.username == self.inp.requester:
+        if same_person(actor.username, self.inp.requester):
             raise not_allowed("nobody may decide their own request")
         if not matches(actor.username, actor.groups, self.inp.approvers):
             raise not_allowed("you are not an approver of this request")
@@ -73,6 +74,9 @@ class DecisionHandlers(ExtensionHandlers):
             return
         if inp.actor.username in self._approvals or inp.actor.username in self._approving:
             return
+        # Validators do not run on replay, so checking spellings here changes no history.
+        if any(same_person(inp.actor.username, n) for n in [*self._approvals, *self._approving]):
+            raise conflict("this person's approval is already counted")
         self._check_decider(inp.actor)
         if len(self._approvals) + len(self._approving) >= self.inp.approvals_required:
             raise conflict("the request already has the approvals it needs")
@@ -101,7 +105,7 @@ class DecisionHandlers(ExtensionHandlers):
 
     @cancel.validator
     def _validate_cancel(self, inp: CancelInput) -> None:
-        if inp.actor.username != self.inp.requester and not inp.actor.is_admin:
+        if not same_person(inp.actor.username, self.inp.requester) and not inp.actor.is_admin:
             raise not_allowed("only the requester or an admin may cancel a request")
         if self._status not in CANCELLABLE or self._stop is not None:
             raise conflict(
@@ -118,7 +122,7 @@ class DecisionHandlers(ExtensionHandlers):
         actor = inp.actor
         allowed = (
             actor.is_admin
-            or actor.username == self.inp.requester
+            or same_person(actor.username, self.inp.requester)
             or matches(actor.username, actor.groups, self.inp.approvers)
         )
         if not allowed:

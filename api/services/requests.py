@@ -29,6 +29,7 @@ from elevate.contracts import (
     RevokeInput,
     Status,
 )
+from elevate.identity import InvalidName, canonical
 from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
 from elevate.policy import matches
 from elevate.policy_schema import SettingsBody
@@ -238,7 +239,7 @@ def list_requests(
             raise Invalid(f"unknown status {status}", "invalid_filter", ["status"])
         stmt = stmt.where(AccessRequest.status == status)
     if requester is not None:
-        stmt = stmt.where(AccessRequest.requester == requester)
+        stmt = stmt.where(AccessRequest.requester == _canonical_filter(requester))
     if account_id is not None:
         stmt = stmt.where(AccessRequest.account_id == account_id)
     if cursor:
@@ -252,6 +253,13 @@ def list_requests(
     page = rows[:limit]
     next_cursor = encode([page[-1].created_at, page[-1].id]) if len(rows) > limit else None
     return {"items": [to_resource(session, r) for r in page], "next_cursor": next_cursor}
+
+
+def _canonical_filter(requester: str) -> str:
+    try:
+        return canonical(requester)
+    except InvalidName as err:
+        raise Invalid(f"requester: {err}", "invalid_filter", ["requester"]) from err
 
 
 def _awaits(session: Session, user: User, row: AccessRequest) -> bool:
@@ -289,11 +297,23 @@ _ALLOWED_FROM = {
 }
 
 
-def _check_action(user: User, row: AccessRequest, action: str) -> None:
+def _check_not_own(user: User, row: AccessRequest, catalog: Provider) -> None:
+    """Self-decision is refused by name and by the identity-store user the name resolves to, so
+    a second username that maps to the requester's own principal is the requester too."""
+    if user.username == row.requester:
+        raise NotAllowed("nobody may decide their own request")
+    try:
+        principal = catalog.resolve_principal(user.username)
+    except (ClientError, BotoCoreError, LookupError) as err:
+        raise Unavailable(f"AWS could not be asked: {err}", "aws_unavailable") from err
+    if principal is not None and principal == row.principal_id:
+        raise NotAllowed("nobody may decide their own request: you are its principal")
+
+
+def _check_action(user: User, row: AccessRequest, action: str, catalog: Provider) -> None:
     """The API's verdict from the projection; the workflow's validator has the last word."""
     if action in ("approve", "reject"):
-        if user.username == row.requester:
-            raise NotAllowed("nobody may decide their own request")
+        _check_not_own(user, row, catalog)
         if not is_approver_of(user, row):
             raise NotAllowed("you are not an approver of this request")
         if _deciding_extension(row):
@@ -316,10 +336,11 @@ def act(
     comment: str | None,
     gateway: TemporalGateway,
     settings: Settings,
+    catalog: Provider,
 ) -> RequestOut:
     row = _load(session, request_id)
     _check_visible(user, row)
-    _check_action(user, row, action)
+    _check_action(user, row, action, catalog)
     needs_comment = action in ("approve", "reject", "revoke")
     if (
         needs_comment

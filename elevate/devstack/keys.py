@@ -49,9 +49,13 @@ def mint_token(
     groups_claim: str = "groups",
     ttl_seconds: int = 8 * 3600,
     key_path: Path = KEY_PATH,
+    extra: dict[str, object] | None = None,
+    kid: object = KID,
 ) -> str:
+    """A signed token; `extra` adds claims (a None value removes one), `kid` may be anything
+    a header can hold, so tests can mint the malformed tokens an attacker would."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, object] = {
         "sub": username,
         username_claim: username,
         groups_claim: groups,
@@ -60,4 +64,7 @@ def mint_token(
         "iat": now,
         "exp": now + ttl_seconds,
     }
-    return str(jwt.encode(claims, key_path.read_text(), algorithm="RS256", headers={"kid": KID}))
+    claims.update(extra or {})
+    claims = {k: v for k, v in claims.items() if v is not None}
+    key = key_path.read_text()
+    return str(jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid}))
