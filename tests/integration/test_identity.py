@@ -43,6 +43,17 @@ def _ask(stack: Stack, user: str, account: str = "sandbox") -> dict[str, object]
 
 
 @pytest.mark.parametrize(
+    "kw",
+    [{"extra": {"aud": None}}, {"kid": ["elevate-dev-1"]}, {"kid": {"k": 1}}, {"kid": 7}],
+    ids=["no aud", "list kid", "object kid", "number kid"],
+)
+def test_tokens_without_aud_or_with_odd_kids_are_401(stack: Stack, kw: dict[str, object]) -> None:
+    resp = _get(stack, stack.token(ALICE, [], **kw))
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["error"] == "invalid_token"
+
+
+@pytest.mark.parametrize(
     ("user", "extra"),
     [
         ("alice@example.com ", {}),
