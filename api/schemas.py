@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from elevate.policy_schema import IsoDuration
 
@@ -13,6 +13,16 @@ from elevate.policy_schema import IsoDuration
 from elevate.resources import ApprovalOut as ApprovalOut
 from elevate.resources import RequestOut as RequestOut
 
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:  # 9999-12-31T23:00:00-05:00 has no UTC datetime
+        raise ValueError("is out of range") from err
+
+
+# An RFC 3339 instant with an offset, as UTC; one that UTC cannot hold is 422, not 500.
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 T = TypeVar("T")
 
@@ -32,7 +42,7 @@ class RequestCreate(BaseModel):
         description="the permission set's name (its ARN is accepted too)"
     )
     duration: IsoDuration
-    start_at: AwareDatetime | None = None
+    start_at: Instant | None = None
     justification: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
     ]

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,7 +29,17 @@ def _iso_duration(value: Any) -> Any:
     return value
 
 
-IsoDuration = Annotated[timedelta, BeforeValidator(_iso_duration)]
+# Far beyond any sensible limit, but small enough that now + duration is always a datetime.
+_LONGEST = timedelta(days=3660)
+
+
+def _bounded(value: timedelta) -> timedelta:
+    if value > _LONGEST:
+        raise ValueError("must be at most P3660D")
+    return value
+
+
+IsoDuration = Annotated[timedelta, BeforeValidator(_iso_duration), AfterValidator(_bounded)]
 
 
 def iso(duration: timedelta) -> str:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     approval_timeout: timedelta = timedelta(hours=3)
     ticket_required: bool = False
     comment_required: bool = False
+    # A start_at further ahead is 422 `start_too_late`: a grant scheduled for 2999 is a typo or
+    # a way to hold an approval that outlives every policy change.
+    max_schedule_ahead: timedelta = timedelta(days=30)
 
     # Where access is granted: IAM Identity Center, or plain IAM described by a catalog file.
     provider: Literal["identity_center", "iam"] = "identity_center"

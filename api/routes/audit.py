@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from api.deps import AdminOrAuditor, SessionDep
 from api.pagination import Cursor, Limit
-from api.schemas import Page
+from api.schemas import Instant, Page
 from api.services import audit as service
 from api.services.audit import AuditEventOut, VerifyOut
 
@@ -21,10 +20,10 @@ def list_events(
     _: AdminOrAuditor,
     session: SessionDep,
     since: Annotated[
-        AwareDatetime | None, Query(description="events at or after this time (RFC 3339)")
+        Instant | None, Query(description="events at or after this time (RFC 3339)")
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="events before this time (RFC 3339)")
+        Instant | None, Query(description="events before this time (RFC 3339)")
     ] = None,
     request_id: str | None = None,
     actor: str | None = None,

@@ -32,7 +32,7 @@ from elevate.contracts import (
 from elevate.identity import InvalidName, canonical
 from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
 from elevate.policy import matches
-from elevate.policy_schema import SettingsBody
+from elevate.policy_schema import SettingsBody, iso
 from elevate.providers.base import Provider
 from elevate.resources import to_resource as to_resource
 from elevate.settings import Settings
@@ -101,6 +101,20 @@ def _validate(body: RequestCreate, eff: SettingsBody, decision: policies.Decisio
         raise Invalid("a ticket is required for this request", "ticket_required", ["ticket"])
 
 
+def _check_start(body: RequestCreate, settings: Settings) -> None:
+    if body.start_at is None:
+        return
+    now = utcnow()
+    if body.start_at < now - _START_SKEW:
+        raise Invalid("start_at is in the past", "start_in_past", ["start_at"])
+    if body.start_at > now + settings.max_schedule_ahead:
+        raise Invalid(
+            f"start_at may be at most {iso(settings.max_schedule_ahead)} ahead",
+            "start_too_late",
+            ["start_at"],
+        )
+
+
 _USER_KIND = {"identity_center": "IAM Identity Center user", "iam": "IAM user"}
 
 
@@ -148,8 +162,7 @@ def create_request(
     existing = _idempotent_hit(session, user, idempotency_key)
     if existing is not None:
         return to_resource(session, existing)
-    if body.start_at is not None and body.start_at < utcnow() - _START_SKEW:
-        raise Invalid("start_at is in the past", "start_in_past", ["start_at"])
+    _check_start(body, settings)
     account, pset, principal_id, instance_arn = _resolve(catalog, body, user.username)
     eff = settings_service.effective(session, settings)
     decision = policies.decide(session, user, policies.target_of(account, pset), eff, settings)
