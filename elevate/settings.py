@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     # The reconciler compares AWS with the active requests every interval. `revoke` removes
     # assignments no request covers; `report` only records them. Managed permission sets are
-    # these names, else those named by any eligibility policy, else all of them.
+    # these names, else those a stored policy lists; never all of them by omission.
     reconcile_interval: timedelta = timedelta(minutes=5)
     reconcile_mode: Literal["revoke", "report"] = "revoke"
     reconcile_permission_sets: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from api.deps import Admin, AdminOrAuditor, CatalogDep, SessionDep
 from api.pagination import Cursor, Limit
@@ -56,6 +56,14 @@ def put_approval(
 
 
 @router.delete("/{kind}/{name}", status_code=204)
-def delete_policy(kind: Kind, name: str, user: Admin, session: SessionDep) -> Response:
-    service.delete_policy(session, user, kind, name)
+def delete_policy(
+    kind: Kind,
+    name: str,
+    user: Admin,
+    session: SessionDep,
+    allow_bootstrap: Annotated[
+        bool, Query(description="may delete the last policy of its kind (bootstrap returns)")
+    ] = False,
+) -> Response:
+    service.delete_policy(session, user, kind, name, allow_bootstrap)
     return Response(status_code=204)

@@ -6,12 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import AdminOrAuditor, SessionDep
+from api.deps import AdminOrAuditor, SessionDep, SettingsDep
 from api.services import reconcile as service
 
 router = APIRouter(prefix="/v1/reconcile", tags=["reconcile"])
 
 
 @router.get("")
-def last_run(_: AdminOrAuditor, session: SessionDep) -> Any:
-    return service.last_run(session)
+def last_run(_: AdminOrAuditor, session: SessionDep, settings: SettingsDep) -> Any:
+    return service.last_run(session, settings)
