@@ -27,7 +27,7 @@ from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.store import StoreActivities
 from activities.sweep import SweepActivities
-from elevate import temporal
+from elevate import proof, temporal
 from elevate.contracts import ReconcileInput
 from elevate.db import make_engine, prepare_schema
 from elevate.logs import configure as configure_logging
@@ -52,7 +52,7 @@ def build_worker(
     prepare_schema(engine, settings)
     store = StoreActivities(engine)
     assignments = AssignmentActivities(provider)
-    lease = LeaseActivities(client, settings.task_queue)
+    lease = LeaseActivities(client, settings.task_queue, settings.signing_key())
     notify = NotifyActivities(engine, settings)
     reconcile = ReconcileActivities(engine, provider, settings.reconcile_permission_sets)
     sweep = SweepActivities(engine, client)
@@ -124,6 +124,8 @@ def count_aws_errors(runtime: Runtime) -> None:
 
 async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    # Without a key nothing could be checked; refusing to start beats accepting forged messages.
+    proof.configure(settings.message_keys() or [settings.signing_key()])
     provider = make_provider(settings)
     provider.validate()  # a catalog naming what AWS lacks stops the worker before it polls
     runtime = temporal.metrics_runtime(settings.worker_metrics_port)

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Conflict, NotAllowed, Unavailable
-from elevate import temporal
+from elevate import proof, temporal
 from elevate.contracts import AccessRequestInput
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
@@ -74,8 +74,11 @@ class TemporalGateway:
             ) from err
 
     async def update(self, request_id: str, update: Any, arg: Any) -> None:
+        """Send a signed update (elevate/proof.py): its name and the workflow are covered."""
         client = await self.client()
-        handle = client.get_workflow_handle(temporal.workflow_id(request_id))
+        workflow_id = temporal.workflow_id(request_id)
+        handle = client.get_workflow_handle(workflow_id)
+        arg = proof.seal(arg, update.__name__, workflow_id, self._settings.signing_key())
         try:
             await handle.execute_update(update, arg)
         except WorkflowUpdateFailedError as err:

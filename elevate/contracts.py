@@ -91,18 +91,22 @@ class DecisionInput:
 
     actor: Actor
     comment: str | None = None
+    # HMAC by the API (elevate/proof.py); last and defaulted so recorded histories still decode.
+    proof: str | None = None
 
 
 @dataclass
 class CancelInput:
     actor: Actor
     comment: str | None = None
+    proof: str | None = None
 
 
 @dataclass
 class RevokeInput:
     actor: Actor
     comment: str | None = None
+    proof: str | None = None
 
 
 @dataclass
@@ -177,6 +181,7 @@ class LeaseInput:
     assignment: Assignment
     release: bool = False
     repair: bool = False  # grant again even if the owner believes it granted (reconciler)
+    proof: str | None = None  # HMAC by the worker's send_lease (elevate/proof.py)
 
 
 @dataclass
@@ -241,6 +246,7 @@ class ExtendInput:
     approvers: list[Principal]
     approvals_required: int
     approval_timeout: timedelta
+    proof: str | None = None  # HMAC by the API (elevate/proof.py)
 
 
 @dataclass

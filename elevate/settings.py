@@ -15,6 +15,10 @@ from elevate.contracts import ENDING_SOON_LEAD
 STATE_DIR = Path(".elevate")
 
 
+class MissingMessageKey(RuntimeError):
+    """The API or the worker was started without ELEVATE_MESSAGE_KEY."""
+
+
 class Settings(BaseSettings):
     # Empty variables count as unset (compose passes `${VAR:-}` through as "").
     model_config = SettingsConfigDict(env_prefix="ELEVATE_", extra="ignore", env_ignore_empty=True)
@@ -35,6 +39,22 @@ class Settings(BaseSettings):
     auth_username_claim: str = "email"
     auth_groups_claim: str = "groups"
     auth_leeway_seconds: int = 30
+
+    # The HMAC key the API and the worker sign workflow messages with (elevate/proof.py); both
+    # refuse to start without it. Comma-separated: the first signs, all verify (rotation).
+    message_key: str | None = None
+
+    def message_keys(self) -> list[str]:
+        return [k.strip() for k in (self.message_key or "").split(",") if k.strip()]
+
+    def signing_key(self) -> str:
+        keys = self.message_keys()
+        if not keys:
+            raise MissingMessageKey(
+                "ELEVATE_MESSAGE_KEY is not set: messages to workflows could not prove who sent "
+                "them (generate one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        return keys[0]
 
     admin_group: str = "elevate-admins"
     auditor_group: str = "elevate-auditors"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -210,6 +211,7 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
             "ELEVATE_AUTH_JWKS_URL": str(jwks),
             "ELEVATE_AUTH_ISSUER": ISSUER,
             "ELEVATE_AUTH_AUDIENCE": AUDIENCE,
+            "ELEVATE_MESSAGE_KEY": secrets.token_hex(32),
             "ELEVATE_MIN_DURATION": "PT1S",
             "ELEVATE_TASK_QUEUE": "elevate-it",
             "ELEVATE_RECONCILE_INTERVAL": "PT2S",

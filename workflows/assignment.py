@@ -10,6 +10,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.assignments import AssignmentActivities
     from activities.store import StoreActivities
+    from elevate import proof
     from elevate.contracts import (
         AssignmentState,
         EventRecord,
@@ -24,6 +25,7 @@ SYSTEM = "elevate"
 LEASE_RESULT = "lease_result"
 # Before this patch a repair re-added the lease of a request that had released it meanwhile.
 REPAIR_NEEDS_LEASE = "repair-needs-lease"
+LEASE_PROOF = "lease-proof"
 
 
 @workflow.defn
@@ -42,6 +44,11 @@ class AssignmentWorkflow:
 
     @workflow.signal
     def acquire(self, lease: LeaseInput) -> None:
+        # A lease not made by send_lease (someone who reached Temporal) grants nothing.
+        forged = not proof.genuine(lease, "acquire", workflow.info().workflow_id)
+        if forged and workflow.patched(LEASE_PROOF):
+            workflow.logger.warning("dropped an acquire without valid proof: %s", lease.request_id)
+            return
         self.state.queue.append(lease)
 
     @workflow.signal

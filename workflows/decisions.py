@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from elevate.identity import same_person
     from elevate.policy import matches
     from workflows.extension import ExtensionHandlers
-    from workflows.options import conflict, not_allowed, store
+    from workflows.options import check_proof, conflict, not_allowed, store
 
 APPROVE_ANSWERS_DECIDED = "approve-answers-decided"
 CANCELLABLE = (Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING)
@@ -69,6 +69,7 @@ class DecisionHandlers(ExtensionHandlers):
 
     @approve.validator
     def _validate_approve(self, inp: DecisionInput) -> None:
+        check_proof("approve", inp)
         if self._deciding_extension():
             self._check_extension_decider(inp.actor)
             return
@@ -91,6 +92,7 @@ class DecisionHandlers(ExtensionHandlers):
 
     @reject.validator
     def _validate_reject(self, inp: DecisionInput) -> None:
+        check_proof("reject", inp)
         if self._deciding_extension():
             self._check_extension_decider(inp.actor)
             return
@@ -105,6 +107,7 @@ class DecisionHandlers(ExtensionHandlers):
 
     @cancel.validator
     def _validate_cancel(self, inp: CancelInput) -> None:
+        check_proof("cancel", inp)
         if not same_person(inp.actor.username, self.inp.requester) and not inp.actor.is_admin:
             raise not_allowed("only the requester or an admin may cancel a request")
         if self._status not in CANCELLABLE or self._stop is not None:
@@ -119,6 +122,7 @@ class DecisionHandlers(ExtensionHandlers):
 
     @revoke.validator
     def _validate_revoke(self, inp: RevokeInput) -> None:
+        check_proof("revoke", inp)
         actor = inp.actor
         allowed = (
             actor.is_admin

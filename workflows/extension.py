@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from elevate.identity import same_person
     from elevate.policy import matches
-    from workflows.options import SYSTEM, conflict, not_allowed, store
+    from workflows.options import SYSTEM, check_proof, conflict, not_allowed, store
 
 
 @dataclass
@@ -73,6 +73,7 @@ class ExtensionHandlers:
 
     @extend.validator
     def _validate_extend(self, inp: ExtendInput) -> None:
+        check_proof("extend", inp)
         if not same_person(inp.actor.username, self.inp.requester):
             raise not_allowed("only the requester may extend a request")
         if self._status is not Status.ACTIVE or self._stop is not None or self._ending:

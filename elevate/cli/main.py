@@ -142,7 +142,7 @@ def dev(
 ) -> None:
     """Run everything on this machine: Temporal dev server, emulated AWS, API and worker."""
     from elevate.devstack import processes
-    from elevate.devstack.keys import ensure_dev_key
+    from elevate.devstack.keys import ensure_dev_key, ensure_message_key
     from elevate.devstack.walkthrough import walkthrough
 
     logs = STATE_DIR / "logs"
@@ -176,6 +176,7 @@ def dev(
             "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
             "ELEVATE_AUTH_JWKS_URL": str(jwks.resolve()),
             "ELEVATE_AUTO_MIGRATE": "false",
+            "ELEVATE_MESSAGE_KEY": os.environ.get("ELEVATE_MESSAGE_KEY") or ensure_message_key(),
         }
         if processes.port_open("127.0.0.1", get_settings().worker_metrics_port):
             env["ELEVATE_WORKER_METRICS_PORT"] = "0"  # taken: run the worker without it
@@ -198,10 +199,11 @@ def dev(
 def _refused_configuration() -> Iterator[None]:
     """A provider configuration AWS contradicts stops the command, saying what is wrong."""
     from elevate.providers.iam_catalog import CatalogError
+    from elevate.settings import MissingMessageKey
 
     try:
         yield
-    except CatalogError as err:
+    except (CatalogError, MissingMessageKey) as err:
         typer.echo(f"elevate: {err}", err=True)
         raise typer.Exit(2) from err
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -13,7 +14,18 @@ from jose import jwk, jwt
 from elevate.settings import STATE_DIR
 
 KEY_PATH = STATE_DIR / "dev-signing-key.pem"
+MESSAGE_KEY_PATH = STATE_DIR / "message-key"
 KID = "elevate-dev-1"
+
+
+def ensure_message_key(path: Path = MESSAGE_KEY_PATH) -> str:
+    """The dev stack's ELEVATE_MESSAGE_KEY, made once and kept: workflows in the Temporal
+    database replay the lease checks they made with it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def ensure_dev_key(key_path: Path = KEY_PATH, jwks_path: Path | None = None) -> Path:
