@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_api_key: str | None = None
     temporal_tls: bool = False
+    # mTLS to a self-hosted frontend: the client certificate, its key, and the server's CA.
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
     task_queue: str = "elevate"
 
     auth_jwks_url: str = str(STATE_DIR / "jwks.json")
