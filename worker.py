@@ -18,17 +18,19 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.assignments import AssignmentActivities
+from activities.audit_checkpoint import AuditActivities
 from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.store import StoreActivities
 from activities.sweep import SweepActivities
 from elevate import proof, temporal
-from elevate.contracts import ReconcileInput
+from elevate.contracts import CheckpointState, ReconcileInput
 from elevate.db import make_engine, prepare_schema
 from elevate.logs import configure as configure_logging
 from elevate.providers import aws
@@ -37,6 +39,8 @@ from elevate.providers.factory import make_provider
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
+from workflows.audit_checkpoint import WORKFLOW_ID as AUDIT_CHECKPOINT_ID
+from workflows.audit_checkpoint import AuditCheckpointWorkflow
 from workflows.reconcile import ReconcileWorkflow
 
 log = logging.getLogger("elevate.worker")
@@ -56,11 +60,18 @@ def build_worker(
     notify = NotifyActivities(engine, settings)
     reconcile = ReconcileActivities(engine, provider, settings.reconcile_permission_sets)
     sweep = SweepActivities(engine, client)
+    audit = AuditActivities(engine, settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[AccessRequestWorkflow, AssignmentWorkflow, ReconcileWorkflow],
+        workflows=[
+            AccessRequestWorkflow,
+            AssignmentWorkflow,
+            ReconcileWorkflow,
+            AuditCheckpointWorkflow,
+        ],
         activities=[
+            audit.take_checkpoint,
             lease.send_lease,
             notify.send_notification,
             notify.send_slack_notification,
@@ -111,6 +122,17 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
         await client.get_schedule_handle(RECONCILE_SCHEDULE).update(replace)
 
 
+async def ensure_audit_checkpoint(client: Client, settings: Settings) -> None:
+    """One checkpoint workflow per namespace; a running one is left as it is."""
+    await client.start_workflow(
+        AuditCheckpointWorkflow.run,
+        CheckpointState(settings.audit_checkpoint_interval),
+        id=AUDIT_CHECKPOINT_ID,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
 def count_aws_errors(runtime: Runtime) -> None:
     counter = runtime.metric_meter.create_counter(
         "elevate_aws_errors", "AWS calls that failed, retried ones included"
@@ -135,6 +157,7 @@ async def run(settings: Settings | None = None) -> None:
     client = await temporal.connect(settings, runtime)
     await temporal.register_search_attributes(client, settings.temporal_namespace)
     await ensure_reconcile_schedule(client, settings)
+    await ensure_audit_checkpoint(client, settings)
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
         worker = build_worker(client, settings, executor, provider)
         log.info(

@@ -7,16 +7,18 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Conflict, NotAllowed, Unavailable
 from elevate import proof, temporal
-from elevate.contracts import AccessRequestInput
+from elevate.contracts import AccessRequestInput, Checkpoint
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
+from workflows.audit_checkpoint import WORKFLOW_ID as AUDIT_CHECKPOINT_ID
+from workflows.audit_checkpoint import AuditCheckpointWorkflow
 
 _VERDICTS = {"Conflict": Conflict, "NotAllowed": NotAllowed}
 
@@ -72,6 +74,16 @@ class TemporalGateway:
             raise Unavailable(
                 f"the workflow could not be started: {err}", "temporal_unavailable"
             ) from err
+
+    async def checkpoints(self) -> list[Checkpoint] | None:
+        """The audit checkpoints the worker recorded, or None when Temporal cannot say."""
+        try:
+            client = await self.client()
+            handle = client.get_workflow_handle(AUDIT_CHECKPOINT_ID)
+            query = handle.query(AuditCheckpointWorkflow.checkpoints)
+            return await asyncio.wait_for(query, 5)
+        except (Unavailable, RPCError, WorkflowQueryFailedError, TimeoutError):
+            return None
 
     async def update(self, request_id: str, update: Any, arg: Any) -> None:
         """Send a signed update (elevate/proof.py): its name and the workflow are covered."""

@@ -260,3 +260,25 @@ class ExtensionChange:
     pending: dict[str, object] | None
     end_at: datetime | None = None
     details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Checkpoint:
+    """The audit chain's head at one moment, kept where the database's writers cannot reach."""
+
+    seq: int
+    hash: str
+    at: datetime  # when it was taken
+
+
+@dataclass
+class CheckpointState:
+    """What the audit checkpoint workflow carries across continue-as-new: the newest ones."""
+
+    interval: timedelta
+    recent: list[Checkpoint] = field(default_factory=list)
+
+
+@dataclass
+class CheckpointInput:
+    previous: Checkpoint | None = None

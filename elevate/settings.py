@@ -94,6 +94,13 @@ class Settings(BaseSettings):
             [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         )
 
+    # The audit chain's head is recorded this often in a workflow's history and, with a bucket,
+    # in S3 under Object Lock COMPLIANCE for `audit_anchor_retention` (API.md "Audit").
+    audit_checkpoint_interval: timedelta = timedelta(minutes=5)
+    audit_anchor_bucket: str | None = None
+    audit_anchor_prefix: str = "elevate/audit/"
+    audit_anchor_retention: timedelta = timedelta(days=400)
+
     # Revoke never gives up; this only spaces its attempts once AWS keeps refusing.
     revoke_retry_max_interval: timedelta = timedelta(minutes=5)
     public_url: str = "http://localhost:8000"

@@ -177,9 +177,11 @@ def wait_for(check: Any, timeout: float = 30, interval: float = 0.2) -> Any:
 
 
 @contextmanager
-def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stack]:
+def running_stack(
+    work: Path, database_url: str, provider: str, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """Temporal dev server, moto, the worker and the API, each its own process, seeded with
-    the demo for `provider`."""
+    the demo for `provider`; `extra_env` adds settings (an audit anchor bucket is created)."""
     logs = work / "logs"
     logs.mkdir()
     key_path = work / "signing-key.pem"
@@ -200,6 +202,10 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
         os.environ.update(aws)
         try:
             org, provider_env = _seed(provider, work)
+            if bucket := (extra_env or {}).get("ELEVATE_AUDIT_ANCHOR_BUCKET"):
+                client("s3", "us-east-1").create_bucket(
+                    Bucket=bucket, ObjectLockEnabledForBucket=True
+                )
         finally:
             client.cache_clear()  # the cached clients point at this moto; forget them
             for k, v in saved.items():
@@ -220,6 +226,7 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
             # As in production: a migration step first, the API and worker only check it.
             "ELEVATE_AUTO_MIGRATE": "false",
             **provider_env,
+            **(extra_env or {}),
         }
         processes.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
         s = Stack(f"http://127.0.0.1:{api_port}", org, key_path, env, logs, provider=provider)
