@@ -123,14 +123,15 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
 
 
 async def ensure_audit_checkpoint(client: Client, settings: Settings) -> None:
-    """One checkpoint workflow per namespace; a running one is left as it is."""
-    await client.start_workflow(
+    """One checkpoint workflow per namespace; a running one takes this worker's interval."""
+    handle = await client.start_workflow(
         AuditCheckpointWorkflow.run,
         CheckpointState(settings.audit_checkpoint_interval),
         id=AUDIT_CHECKPOINT_ID,
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
+    await handle.signal(AuditCheckpointWorkflow.set_interval, settings.audit_checkpoint_interval)
 
 
 def count_aws_errors(runtime: Runtime) -> None:

@@ -20,11 +20,16 @@ _RUNS_PER_HISTORY = 200
 class AuditCheckpointWorkflow:
     """Long-lived, id `elevate-audit-checkpoint`: every interval an activity reads and checks the
     chain's head and the result (the checkpoint) is recorded in this history. Continues as new
-    with the newest checkpoints. Query: `checkpoints` (oldest first)."""
+    with the newest checkpoints. Signal: `set_interval`. Query: `checkpoints` (oldest first)."""
 
     @workflow.init
     def __init__(self, state: CheckpointState) -> None:
         self.state = state
+
+    @workflow.signal
+    def set_interval(self, interval: timedelta) -> None:
+        """The worker's setting, sent at every worker start; applies from the next sleep."""
+        self.state.interval = interval
 
     @workflow.query
     def checkpoints(self) -> list[Checkpoint]:

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from tests.rows import insert_request
 from tests.stack import Stack
 
 ALICE, CAROL, ERIN, DAVE = (
@@ -133,3 +135,20 @@ def test_one_person_in_two_spellings_counts_once(stack: Stack, two_approvers: ht
     assert done.status_code == 200, done.text
     assert done.json()["status"] != "pending_approval"
     assert sorted(a["approver"] for a in done.json()["approvals"]) == [DAVE, ERIN]
+
+
+def test_an_approver_who_is_the_requesters_principal_is_refused(
+    stack: Stack, engine: sa.Engine
+) -> None:
+    """Another username whose identity-store user is the requester's own user (an alias an
+    IdP may issue) is the requester: refused before the workflow is asked."""
+    rid = insert_request(
+        engine,
+        requester="erin.alias@example.com",
+        principal_id=stack.org.users[ERIN],
+        account_id=stack.org.accounts["sandbox"],
+        account_name="sandbox",
+    )
+    resp = _post(stack, stack.token(ERIN, APPROVERS), f"/v1/requests/{rid}/approve")
+    assert resp.status_code == 403, resp.text
+    assert "principal" in resp.json()["detail"]
