@@ -45,7 +45,7 @@ async def test_two_spellings_of_one_approver_count_once(env, engine, org, worker
                 AccessRequestWorkflow.approve, DecisionInput(Actor("erin@example.com", APPROVERS))
             )
         assert again.value.cause.type == "Conflict"
-        await handle.cancel()
+        await handle.terminate()
     assert _approvers(engine, inp.request_id) == ["ERIN@example.com"]
 
 
@@ -58,7 +58,8 @@ def message_key() -> Iterator[str]:
 
 
 async def test_only_a_signed_approval_counts(env, engine, org, worker_for, message_key):
-    inp = new_request(engine, org)
+    # Two approvals needed: one signed approval counts and grants nothing (no lease to sign).
+    inp = new_request(engine, org, approvals_required=2, account="sandbox")
     carol = Actor("carol@example.com", APPROVERS)
     target = f"access-request-{inp.request_id}"
     async with worker_for():
@@ -73,5 +74,5 @@ async def test_only_a_signed_approval_counts(env, engine, org, worker_for, messa
             assert refused.value.cause.type == "NotAllowed"
         signed = proof.seal(DecisionInput(carol), "approve", target, message_key)
         await handle.execute_update(AccessRequestWorkflow.approve, signed)
-        await handle.cancel()
+        await handle.terminate()
     assert _approvers(engine, inp.request_id) == ["carol@example.com"]
