@@ -20,10 +20,12 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.assignments import AssignmentActivities
+from activities.audit_checkpoint import AuditActivities
 from activities.lease import LeaseActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
@@ -31,8 +33,8 @@ from activities.sessions import SessionActivities
 from activities.slack import SlackActivities
 from activities.store import StoreActivities
 from activities.sweep import SweepActivities
-from elevate import temporal
-from elevate.contracts import ReconcileInput
+from elevate import proof, temporal
+from elevate.contracts import CheckpointState, ReconcileInput
 from elevate.db import make_engine, prepare_schema
 from elevate.logs import configure as configure_logging
 from elevate.providers import aws
@@ -42,6 +44,8 @@ from elevate.providers.identity_center import IdentityCenterProvider
 from elevate.settings import Settings, get_settings
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
+from workflows.audit_checkpoint import WORKFLOW_ID as AUDIT_CHECKPOINT_ID
+from workflows.audit_checkpoint import AuditCheckpointWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.sessions import SessionGuardWorkflow
 
@@ -72,6 +76,7 @@ def build_worker(
         engine,
         settings.lease_grace,
         end_sessions=settings.end_sessions and sessions is not None,
+        message_key=settings.signing_key(),
     )
     notify = NotifyActivities(engine, settings)
     slack_app = SlackActivities(engine, settings, provider)
@@ -79,6 +84,7 @@ def build_worker(
         engine, provider, settings.reconcile_permission_sets, settings.lease_grace
     )
     sweep = SweepActivities(engine, client, settings.lease_grace)
+    audit = AuditActivities(engine, settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -87,8 +93,10 @@ def build_worker(
             AssignmentWorkflow,
             ReconcileWorkflow,
             SessionGuardWorkflow,
+            AuditCheckpointWorkflow,
         ],
         activities=[
+            audit.take_checkpoint,
             lease.send_lease,
             lease.covering_leases,
             notify.send_notification,
@@ -144,6 +152,18 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
         await client.get_schedule_handle(RECONCILE_SCHEDULE).update(replace)
 
 
+async def ensure_audit_checkpoint(client: Client, settings: Settings) -> None:
+    """One checkpoint workflow per namespace; a running one takes this worker's interval."""
+    handle = await client.start_workflow(
+        AuditCheckpointWorkflow.run,
+        CheckpointState(settings.audit_checkpoint_interval),
+        id=AUDIT_CHECKPOINT_ID,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    await handle.signal(AuditCheckpointWorkflow.set_interval, settings.audit_checkpoint_interval)
+
+
 def count_aws_errors(runtime: Runtime) -> None:
     counter = runtime.metric_meter.create_counter(
         "elevate_aws_errors", "AWS calls that failed, retried ones included"
@@ -157,6 +177,8 @@ def count_aws_errors(runtime: Runtime) -> None:
 
 async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    # Without a key nothing could be checked; refusing to start beats accepting forged messages.
+    proof.configure(settings.message_keys() or [settings.signing_key()])
     provider = make_provider(settings)
     provider.validate()  # a catalog naming what AWS lacks stops the worker before it polls
     runtime = temporal.metrics_runtime(settings.worker_metrics_port)
@@ -166,6 +188,7 @@ async def run(settings: Settings | None = None) -> None:
     client = await temporal.connect(settings, runtime)
     await temporal.register_search_attributes(client, settings.temporal_namespace)
     await ensure_reconcile_schedule(client, settings)
+    await ensure_audit_checkpoint(client, settings)
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
         worker = build_worker(client, settings, executor, provider)
         log.info(

@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from elevate import proof
 from elevate.contracts import (
     TERMINAL,
     Assignment,
@@ -34,12 +35,14 @@ class LeaseActivities:
         engine: sa.Engine | None = None,
         grace: timedelta = timedelta(minutes=2),
         end_sessions: bool = False,
+        message_key: str = "",
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._engine = engine
         self._grace = grace
         self._end_sessions = end_sessions
+        self._message_key = message_key
 
     @activity.defn
     async def send_lease(self, lease: LeaseInput) -> None:
@@ -47,12 +50,16 @@ class LeaseActivities:
 
         Safe to retry: the owner treats a repeated acquire or release of the same request as one.
         """
+        owner = assignment_workflow_id(lease.assignment)
+        kind = "release" if lease.release else "acquire"
+        if self._message_key:  # the owner checks it: proof that the worker sent this lease
+            lease = proof.seal(lease, kind, owner, self._message_key)
         await self._client.start_workflow(
             "AssignmentWorkflow",  # by name: the workflow module imports this one
             AssignmentState(lease.assignment, end_sessions=self._end_sessions),
-            id=assignment_workflow_id(lease.assignment),
+            id=owner,
             task_queue=self._task_queue,
-            start_signal="release" if lease.release else "acquire",
+            start_signal=kind,
             start_signal_args=[lease],
         )
 

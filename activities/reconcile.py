@@ -20,6 +20,16 @@ COVERING = (Status.GRANTING.value, Status.ACTIVE.value, Status.REVOKING.value)
 Triple = tuple[str, str, str]  # account, permission set ARN, principal id
 
 
+def managed_names(session: Session, configured: list[str]) -> list[str]:
+    """The permission sets the reconciler may revoke: the configured names, else every name a
+    stored policy lists. Never "all": an empty list (or no policy) leaves standing access that
+    elevate never granted alone rather than revoking it across the organization."""
+    if configured:
+        return sorted(set(configured))
+    bodies = session.exec(select(StoredPolicy.body)).all()
+    return sorted({n for b in bodies for n in b.get("permission_sets") or []})
+
+
 class ReconcileActivities:
     def __init__(
         self,
@@ -34,15 +44,7 @@ class ReconcileActivities:
         self._grace = grace
 
     def managed(self, session: Session, all_sets: list[PermissionSet]) -> list[PermissionSet]:
-        """Configured names; else those any eligibility policy names; else all of them."""
-        names = set(self._configured)
-        if not names:
-            bodies = session.exec(
-                select(StoredPolicy.body).where(StoredPolicy.kind == "eligibility")
-            ).all()
-            if not bodies or any(not b.get("permission_sets") for b in bodies):
-                return all_sets
-            names = {n for b in bodies for n in b["permission_sets"]}
+        names = set(managed_names(session, self._configured))
         return [p for p in all_sets if p.name in names]
 
     @activity.defn

@@ -72,6 +72,7 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.signing_key()  # no key: workflows would refuse every action; say so at start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -15,6 +15,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="page size: 1 to 500, def
 Cursor = Annotated[
     str | None,
     Query(
+        max_length=1024,
         description="the next_cursor of the previous page, as given (opaque); one this API "
         "did not issue is 422 invalid_cursor; empty or absent: the first page",
     ),
@@ -35,14 +36,29 @@ def decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
         position = json.loads(raw)
         if not isinstance(position, list) or len(position) != len(shape):
             raise ValueError("wrong shape")
-        return [
-            datetime.fromisoformat(v) if t is datetime else t(v)
-            for v, t in zip(position, shape, strict=True)
-        ]
-    except (ValueError, TypeError) as err:
+        return [_field(v, t) for v, t in zip(position, shape, strict=True)]
+    except (ValueError, TypeError, OverflowError, RecursionError) as err:
         raise Invalid(
             "the cursor is not one this API issued", "invalid_cursor", ["cursor"]
         ) from err
+
+
+def _field(value: Any, kind: type) -> Any:
+    """One position field, exactly as `encode` writes it: anything else is a crafted cursor."""
+    if kind is datetime:
+        if not isinstance(value, str):
+            raise TypeError("not a timestamp")
+        at = datetime.fromisoformat(value)
+        if at.tzinfo is None:
+            raise ValueError("a naive timestamp")
+        return at.astimezone(UTC)
+    if kind is int:
+        if type(value) is not int or not 0 <= value < 2**31:
+            raise ValueError("not a position")
+        return value
+    if not isinstance(value, str):
+        raise TypeError("not a key")
+    return kind(value)
 
 
 def offset_page(items: list[Any], limit: int, cursor: str | None) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -31,7 +32,15 @@ def _rfc3339(value: Any) -> Any:
     raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-11-28T09:00:00Z")
 
 
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:  # 9999-12-31T23:00:00-05:00 has no UTC datetime
+        raise ValueError("is out of range") from err
+
+
+# An RFC 3339 instant with an offset, as UTC; one that UTC cannot hold is 422, not 500.
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 T = TypeVar("T")
 

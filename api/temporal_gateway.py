@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import (
     Client,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -18,11 +19,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Conflict, NotAllowed, Unavailable
-from elevate import temporal
-from elevate.contracts import AccessRequestInput
+from elevate import proof, temporal
+from elevate.contracts import AccessRequestInput, Checkpoint
 from elevate.models import utcnow
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
+from workflows.audit_checkpoint import WORKFLOW_ID as AUDIT_CHECKPOINT_ID
+from workflows.audit_checkpoint import AuditCheckpointWorkflow
 
 _VERDICTS = {"Conflict": Conflict, "NotAllowed": NotAllowed}
 # API.md "Outages": an action answers within 15 s; past that nothing was recorded.
@@ -81,12 +84,26 @@ class TemporalGateway:
                 f"the workflow could not be started: {err}", "temporal_unavailable"
             ) from err
 
+    async def checkpoints(self) -> list[Checkpoint] | None:
+        """The audit checkpoints the worker recorded, or None when Temporal cannot say."""
+        try:
+            client = await self.client()
+            handle = client.get_workflow_handle(AUDIT_CHECKPOINT_ID)
+            query = handle.query(AuditCheckpointWorkflow.checkpoints)
+            return await asyncio.wait_for(query, 5)
+        except (Unavailable, RPCError, WorkflowQueryFailedError, TimeoutError):
+            return None
+
     async def update(self, request_id: str, update: Any, arg: Any) -> None:
+        """Send a signed update (elevate/proof.py): its name and the workflow are covered."""
         client = await self.client()
-        handle = client.get_workflow_handle(temporal.workflow_id(request_id))
+        workflow_id = temporal.workflow_id(request_id)
+        handle = client.get_workflow_handle(workflow_id)
         # Temporal may still hand the update to a worker after we gave up: past this deadline
-        # the workflow's validator refuses it, so a 503 really recorded nothing.
+        # the workflow's validator refuses it, so a 503 really recorded nothing. The proof
+        # covers the deadline too.
         arg = dataclasses.replace(arg, deadline=utcnow() + timedelta(seconds=ACTION_TIMEOUT))
+        arg = proof.seal(arg, update.__name__, workflow_id, self._settings.signing_key())
         try:
             await asyncio.wait_for(handle.execute_update(update, arg), ACTION_TIMEOUT)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:

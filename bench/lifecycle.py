@@ -9,6 +9,7 @@ assignment read back at AWS) and `end_at` → assignment gone at moto.
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -55,6 +56,7 @@ def main(n: int, provider: str) -> None:
         "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{tport}",
         "ELEVATE_AUTH_JWKS_URL": str(jwks),
         "ELEVATE_MIN_DURATION": "PT1S",
+        "ELEVATE_MESSAGE_KEY": secrets.token_hex(32),
     }
     procs += [
         processes.start_elevate(["worker"], env),

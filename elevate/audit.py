@@ -5,7 +5,8 @@ writers that read the same tail collide, so one retries on the new tail and the 
 
 `verify` recomputes the chain. It proves that no event before the first broken seq was edited,
 deleted or inserted; it cannot see the newest events removed, or well-formed events appended, by
-someone who can write the table (the hash has no secret) — that needs the head hash kept elsewhere.
+someone who can write the table (the hash has no secret): elevate/audit_anchor.py keeps the head
+hash elsewhere (checkpoints in a Temporal workflow's history and in S3 under Object Lock).
 On PostgreSQL a trigger (migration 0002) refuses UPDATE, DELETE and TRUNCATE of the table.
 """
 
@@ -140,14 +141,19 @@ _CHAIN = (
 )
 
 
-def verify(session: Session, *, batch_size: int = 1000) -> VerifyResult:
-    """Walk the events in seq order and recompute every hash and link, a batch at a time.
+def verify(
+    session: Session, *, batch_size: int = 1000, after: tuple[int, str] | None = None
+) -> VerifyResult:
+    """Walk the events in seq order and recompute every hash and link, a batch at a time;
+    `after` = (seq, hash) of an event already proven (a checkpoint) starts the walk behind it.
 
     An edited event fails its own hash; a deleted one is reported as its missing seq; a forged
     one fails its hash or link (or, numbered below 1, is reported as itself).
     """
     expected, prev, checked = 1, GENESIS, 0
-    for seq, row in _stored_events(session, batch_size):
+    if after is not None:
+        expected, prev, checked = after[0] + 1, after[1], after[0]
+    for seq, row in _stored_events(session, batch_size, after[0] if after else None):
         if seq != expected:
             return VerifyResult(False, _count(session), min(seq, expected))
         if row is None or row.prev_hash != prev or row.hash != _rehash(row):
@@ -170,14 +176,16 @@ def _count(session: Session) -> int:
     )
 
 
-def _stored_events(session: Session, batch_size: int) -> Iterator[tuple[int, sa.Row[Any] | None]]:
+def _stored_events(
+    session: Session, batch_size: int, start_after: int | None = None
+) -> Iterator[tuple[int, sa.Row[Any] | None]]:
     """(seq, row) in seq order; row is None when the stored values cannot even be decoded.
 
     Core rows, not ORM objects: nothing piles up in the session, and an event the session loaded
     earlier is read again as stored rather than served from its identity map.
     """
     conn = session.connection()
-    after: int | None = None
+    after = start_after
     while True:
         stmt = sa.select(*_CHAIN).order_by(_SEQ).limit(batch_size)
         if after is not None:

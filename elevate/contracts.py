@@ -97,6 +97,8 @@ class DecisionInput:
     actor: Actor
     comment: str | None = None
     deadline: datetime | None = None  # the API stopped waiting then: later, refuse it
+    # HMAC by the API (elevate/proof.py); last and defaulted so recorded histories still decode.
+    proof: str | None = None
 
 
 @dataclass
@@ -104,6 +106,7 @@ class CancelInput:
     actor: Actor
     comment: str | None = None
     deadline: datetime | None = None
+    proof: str | None = None
 
 
 @dataclass
@@ -111,6 +114,7 @@ class RevokeInput:
     actor: Actor
     comment: str | None = None
     deadline: datetime | None = None
+    proof: str | None = None
 
 
 @dataclass
@@ -190,6 +194,7 @@ class LeaseInput:
     end_at: datetime | None = None
     duration: timedelta | None = None
     grace: timedelta = LEASE_GRACE
+    proof: str | None = None  # HMAC by the worker's send_lease (elevate/proof.py)
 
 
 @dataclass
@@ -284,6 +289,7 @@ class ExtendInput:
     approvals_required: int
     approval_timeout: timedelta
     deadline: datetime | None = None
+    proof: str | None = None  # HMAC by the API (elevate/proof.py)
 
 
 @dataclass
@@ -360,3 +366,25 @@ class ApplyResult:
 def session_guard_workflow_id(permission_set_arn: str) -> str:
     """One writer per permission set: its inline policy is edited by nobody else."""
     return f"end-sessions-{permission_set_arn.rsplit('/', 1)[-1]}"
+
+
+@dataclass
+class Checkpoint:
+    """The audit chain's head at one moment, kept where the database's writers cannot reach."""
+
+    seq: int
+    hash: str
+    at: datetime  # when it was taken
+
+
+@dataclass
+class CheckpointState:
+    """What the audit checkpoint workflow carries across continue-as-new: the newest ones."""
+
+    interval: timedelta
+    recent: list[Checkpoint] = field(default_factory=list)
+
+
+@dataclass
+class CheckpointInput:
+    previous: Checkpoint | None = None

@@ -18,13 +18,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from elevate.contracts import Principal
+from elevate.identity import fold
 
 
 def matches(username: str, groups: Iterable[str], principals: Iterable[Principal]) -> bool:
-    """True when the user is named, or is in a named group."""
+    """True when the user is named (in any spelling of the same person), or is in a named group."""
     group_set = set(groups)
+    person = fold(username)
     for p in principals:
-        if (p.type == "user" and p.name == username) or (p.type == "group" and p.name in group_set):
+        if (p.type == "user" and fold(p.name) == person) or (
+            p.type == "group" and p.name in group_set
+        ):
             return True
     return False
 

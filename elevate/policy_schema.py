@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic.config import JsonDict
 
 from elevate import policy
 from elevate.contracts import Principal
+from elevate.identity import canonical
 
 _N = r"\d+"
 _TIME = rf"({_N}H({_N}M)?({_N}S)?|{_N}M({_N}S)?|{_N}S)"
@@ -34,6 +36,16 @@ def _iso_duration(value: Any) -> Any:
         return value
     if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value):
         raise ValueError("must be an ISO 8601 duration such as PT30M, PT2H or P1DT4H")
+    return value
+
+
+# Far beyond any sensible limit, but small enough that now + duration is always a datetime.
+_LONGEST = timedelta(days=3660)
+
+
+def _bounded(value: timedelta) -> timedelta:
+    if value > _LONGEST:
+        raise ValueError("must be at most P3660D")
     return value
 
 
@@ -63,6 +75,7 @@ JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 IsoDuration = Annotated[
     timedelta,
     BeforeValidator(_iso_duration),
+    AfterValidator(_bounded),
     PlainSerializer(iso, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "duration", "pattern": DURATION_PATTERN}),
 ]
@@ -86,6 +99,13 @@ class PrincipalBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["user", "group"]
     name: Name
+
+    @model_validator(mode="after")
+    def _canonical_user(self) -> PrincipalBody:
+        # Stored as the token's canonical username, so matching never depends on spelling.
+        if self.type == "user":
+            self.name = canonical(self.name)
+        return self
 
     def to_principal(self) -> Principal:
         return Principal(self.type, self.name)

@@ -15,6 +15,10 @@ from elevate.contracts import ENDING_SOON_LEAD, LEASE_GRACE
 STATE_DIR = Path(".elevate")
 
 
+class MissingMessageKey(RuntimeError):
+    """The API or the worker was started without ELEVATE_MESSAGE_KEY."""
+
+
 class Settings(BaseSettings):
     # Empty variables count as unset (compose passes `${VAR:-}` through as "").
     model_config = SettingsConfigDict(env_prefix="ELEVATE_", extra="ignore", env_ignore_empty=True)
@@ -27,6 +31,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_api_key: str | None = None
     temporal_tls: bool = False
+    # mTLS to a self-hosted frontend: the client certificate, its key, and the server's CA.
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
     task_queue: str = "elevate"
 
     auth_jwks_url: str = str(STATE_DIR / "jwks.json")
@@ -35,6 +43,22 @@ class Settings(BaseSettings):
     auth_username_claim: str = "email"
     auth_groups_claim: str = "groups"
     auth_leeway_seconds: int = 30
+
+    # The HMAC key the API and the worker sign workflow messages with (elevate/proof.py); both
+    # refuse to start without it. Comma-separated: the first signs, all verify (rotation).
+    message_key: str | None = None
+
+    def message_keys(self) -> list[str]:
+        return [k.strip() for k in (self.message_key or "").split(",") if k.strip()]
+
+    def signing_key(self) -> str:
+        keys = self.message_keys()
+        if not keys:
+            raise MissingMessageKey(
+                "ELEVATE_MESSAGE_KEY is not set: messages to workflows could not prove who sent "
+                "them (generate one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        return keys[0]
 
     admin_group: str = "elevate-admins"
     auditor_group: str = "elevate-auditors"
@@ -45,6 +69,9 @@ class Settings(BaseSettings):
     approval_timeout: timedelta = timedelta(hours=3)
     ticket_required: bool = False
     comment_required: bool = False
+    # A start_at further ahead is 422 `start_too_late`: a grant scheduled for 2999 is a typo or
+    # a way to hold an approval that outlives every policy change.
+    max_schedule_ahead: timedelta = timedelta(days=30)
 
     # Where access is granted: IAM Identity Center, or plain IAM described by a catalog file.
     provider: Literal["identity_center", "iam"] = "identity_center"
@@ -55,7 +82,7 @@ class Settings(BaseSettings):
 
     # The reconciler compares AWS with the active requests every interval. `revoke` removes
     # assignments no request covers; `report` only records them. Managed permission sets are
-    # these names, else those named by any eligibility policy, else all of them.
+    # these names, else those a stored policy lists; never all of them by omission.
     reconcile_interval: timedelta = timedelta(minutes=5)
     reconcile_mode: Literal["revoke", "report"] = "revoke"
     reconcile_permission_sets: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -76,6 +103,12 @@ class Settings(BaseSettings):
     # unless `end_sessions_keep` says otherwise.
     end_sessions: bool = True
     end_sessions_keep: timedelta | None = None
+    # The audit chain's head is recorded this often in a workflow's history and, with a bucket,
+    # in S3 under Object Lock COMPLIANCE for `audit_anchor_retention` (API.md "Audit").
+    audit_checkpoint_interval: timedelta = timedelta(minutes=5)
+    audit_anchor_bucket: str | None = None
+    audit_anchor_prefix: str = "elevate/audit/"
+    audit_anchor_retention: timedelta = timedelta(days=400)
 
     # Revoke never gives up; this only spaces its attempts once AWS keeps refusing.
     revoke_retry_max_interval: timedelta = timedelta(minutes=5)

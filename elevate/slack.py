@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlmodel import Session, col, select
 
 from elevate.contracts import Status
-from elevate.identity import canonical
+from elevate.identity import fold
 from elevate.models import AccessRequest, Approval, AuditEvent, SlackMessage
 from elevate.providers.aws import client as aws_client
 from elevate.providers.base import Provider
@@ -81,8 +81,7 @@ class Directory:
         )
         user_ids = [m["MemberId"]["UserId"] for p in pages for m in p["GroupMemberships"]]
         return [
-            canonical(ids.describe_user(IdentityStoreId=store, UserId=u)["UserName"])
-            for u in user_ids
+            fold(ids.describe_user(IdentityStoreId=store, UserId=u)["UserName"]) for u in user_ids
         ]
 
     def groups_of(self, username: str) -> list[str]:
@@ -105,7 +104,7 @@ class Directory:
         """Everyone who may decide the request, groups expanded; never its requester."""
         names: set[str] = set()
         for p in row.approvers:
-            names.update([canonical(p["name"])] if p["type"] == "user" else self.members(p["name"]))
+            names.update([fold(p["name"])] if p["type"] == "user" else self.members(p["name"]))
         names.discard(row.requester)
         return sorted(names)
 

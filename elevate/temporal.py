@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import TLSConfig
 
 from elevate.settings import Settings
 
@@ -25,13 +26,25 @@ def workflow_id(request_id: str) -> str:
     return f"access-request-{request_id}"
 
 
+def _tls(settings: Settings) -> TLSConfig | bool:
+    """mTLS when a client certificate is configured; plain TLS for an API key or on request."""
+    if settings.temporal_tls_cert is None:
+        return settings.temporal_tls or bool(settings.temporal_api_key)
+    key, ca = settings.temporal_tls_key, settings.temporal_tls_ca
+    return TLSConfig(
+        client_cert=settings.temporal_tls_cert.read_bytes(),
+        client_private_key=key.read_bytes() if key else None,
+        server_root_ca_cert=ca.read_bytes() if ca else None,
+    )
+
+
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         api_key=settings.temporal_api_key,
-        tls=settings.temporal_tls or bool(settings.temporal_api_key),
+        tls=_tls(settings),
         runtime=runtime,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -177,9 +178,11 @@ def wait_for(check: Any, timeout: float = 30, interval: float = 0.2) -> Any:
 
 
 @contextmanager
-def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stack]:
+def running_stack(
+    work: Path, database_url: str, provider: str, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """Temporal dev server, moto, the worker and the API, each its own process, seeded with
-    the demo for `provider`."""
+    the demo for `provider`; `extra_env` adds settings (an audit anchor bucket is created)."""
     logs = work / "logs"
     logs.mkdir()
     key_path = work / "signing-key.pem"
@@ -200,6 +203,10 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
         os.environ.update(aws)
         try:
             org, provider_env = _seed(provider, work)
+            if bucket := (extra_env or {}).get("ELEVATE_AUDIT_ANCHOR_BUCKET"):
+                client("s3", "us-east-1").create_bucket(
+                    Bucket=bucket, ObjectLockEnabledForBucket=True
+                )
         finally:
             client.cache_clear()  # the cached clients point at this moto; forget them
             for k, v in saved.items():
@@ -211,6 +218,7 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
             "ELEVATE_AUTH_JWKS_URL": str(jwks),
             "ELEVATE_AUTH_ISSUER": ISSUER,
             "ELEVATE_AUTH_AUDIENCE": AUDIENCE,
+            "ELEVATE_MESSAGE_KEY": secrets.token_hex(32),
             "ELEVATE_MIN_DURATION": "PT1S",
             "ELEVATE_TASK_QUEUE": "elevate-it",
             "ELEVATE_RECONCILE_INTERVAL": "PT2S",
@@ -224,6 +232,7 @@ def running_stack(work: Path, database_url: str, provider: str) -> Iterator[Stac
             "ELEVATE_UI_DEV_USERS": str(write_dev_users(work / "dev-users.yaml")),
             **slack_env(),
             **provider_env,
+            **(extra_env or {}),
         }
         processes.run_elevate(["db", "upgrade"], env, logs / "migrate.log")
         s = Stack(f"http://127.0.0.1:{api_port}", org, key_path, env, logs, provider=provider)

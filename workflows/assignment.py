@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.lease import LeaseActivities
     from activities.sessions import SessionActivities
     from activities.store import StoreActivities
+    from elevate import proof
     from elevate.contracts import (
         AssignmentState,
         EndSessions,
@@ -32,6 +33,8 @@ REPAIR_NEEDS_LEASE = "repair-needs-lease"
 LEASE_ENDS = "lease-ends"
 # Requests that gave their lease back are remembered this long (late duplicate acquires).
 _TOMBSTONE_TTL = timedelta(days=1)
+# Before this patch an acquire needed no proof that the worker sent it.
+LEASE_PROOF = "lease-proof"
 
 
 @workflow.defn
@@ -55,6 +58,11 @@ class AssignmentWorkflow:
 
     @workflow.signal
     def acquire(self, lease: LeaseInput) -> None:
+        # A lease not made by send_lease (someone who reached Temporal) grants nothing.
+        forged = not proof.genuine(lease, "acquire", workflow.info().workflow_id)
+        if forged and workflow.patched(LEASE_PROOF):
+            workflow.logger.warning("dropped an acquire without valid proof: %s", lease.request_id)
+            return
         self.state.queue.append(lease)
 
     @workflow.signal

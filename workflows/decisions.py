@@ -14,10 +14,11 @@ with workflow.unsafe.imports_passed_through():
         RevokeInput,
         Status,
     )
+    from elevate.identity import same_person
     from elevate.policy import matches
     from workflows.extension import ExtensionHandlers
     from workflows.notices import Notices
-    from workflows.options import check_in_time, conflict, not_allowed, store
+    from workflows.options import check_in_time, check_proof, conflict, not_allowed, store
 
 APPROVE_ANSWERS_DECIDED = "approve-answers-decided"
 CANCELLABLE = (Status.PENDING_APPROVAL, Status.SCHEDULED, Status.GRANTING)
@@ -43,7 +44,7 @@ class DecisionHandlers(ExtensionHandlers):
             raise conflict(f"the request is {self._status}, no longer pending approval")
         if self._stop is not None:
             raise conflict("the request is being cancelled")
-        if actor.username == self.inp.requester:
+        if same_person(actor.username, self.inp.requester):
             raise not_allowed("nobody may decide their own request")
         if not matches(actor.username, actor.groups, self.inp.approvers):
             raise not_allowed("you are not an approver of this request")
@@ -72,12 +73,16 @@ class DecisionHandlers(ExtensionHandlers):
 
     @approve.validator
     def _validate_approve(self, inp: DecisionInput) -> None:
+        check_proof("approve", inp)
         check_in_time(inp)
         if self._deciding_extension():
             self._check_extension_decider(inp.actor)
             return
         if inp.actor.username in self._approvals or inp.actor.username in self._approving:
             return
+        # Validators do not run on replay, so checking spellings here changes no history.
+        if any(same_person(inp.actor.username, n) for n in [*self._approvals, *self._approving]):
+            raise conflict("this person's approval is already counted")
         self._check_decider(inp.actor)
         if len(self._approvals) + len(self._approving) >= self.inp.approvals_required:
             raise conflict("the request already has the approvals it needs")
@@ -92,6 +97,7 @@ class DecisionHandlers(ExtensionHandlers):
 
     @reject.validator
     def _validate_reject(self, inp: DecisionInput) -> None:
+        check_proof("reject", inp)
         check_in_time(inp)
         if self._deciding_extension():
             self._check_extension_decider(inp.actor)
@@ -107,8 +113,9 @@ class DecisionHandlers(ExtensionHandlers):
 
     @cancel.validator
     def _validate_cancel(self, inp: CancelInput) -> None:
+        check_proof("cancel", inp)
         check_in_time(inp)
-        if inp.actor.username != self.inp.requester and not inp.actor.is_admin:
+        if not same_person(inp.actor.username, self.inp.requester) and not inp.actor.is_admin:
             raise not_allowed("only the requester or an admin may cancel a request")
         if self._status not in CANCELLABLE or self._stop is not None:
             raise conflict(
@@ -122,11 +129,12 @@ class DecisionHandlers(ExtensionHandlers):
 
     @revoke.validator
     def _validate_revoke(self, inp: RevokeInput) -> None:
+        check_proof("revoke", inp)
         check_in_time(inp)
         actor = inp.actor
         allowed = (
             actor.is_admin
-            or actor.username == self.inp.requester
+            or same_person(actor.username, self.inp.requester)
             or matches(actor.username, actor.groups, self.inp.approvers)
         )
         if not allowed:

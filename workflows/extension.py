@@ -20,8 +20,17 @@ with workflow.unsafe.imports_passed_through():
         LeaseInput,
         Status,
     )
+    from elevate.identity import same_person
     from elevate.policy import matches
-    from workflows.options import SYSTEM, check_in_time, conflict, message, not_allowed, store
+    from workflows.options import (
+        SYSTEM,
+        check_in_time,
+        check_proof,
+        conflict,
+        message,
+        not_allowed,
+        store,
+    )
 
 # Before this patch the owner's lease kept the first end; now an extension moves it.
 LEASE_EXTENDS = "lease-extends"
@@ -79,8 +88,9 @@ class ExtensionHandlers:
 
     @extend.validator
     def _validate_extend(self, inp: ExtendInput) -> None:
+        check_proof("extend", inp)
         check_in_time(inp)
-        if inp.actor.username != self.inp.requester:
+        if not same_person(inp.actor.username, self.inp.requester):
             raise not_allowed("only the requester may extend a request")
         if self._status is not Status.ACTIVE or self._stop is not None or self._ending:
             raise conflict(f"the request is {self._status}; only active requests can be extended")
@@ -94,10 +104,13 @@ class ExtensionHandlers:
         ext = self._extension
         if ext is None or self._ending or self._stop is not None:
             raise conflict("no extension is waiting for approval")
-        if actor.username == self.inp.requester:
+        if same_person(actor.username, self.inp.requester):
             raise not_allowed("nobody may decide their own request")
         if not matches(actor.username, actor.groups, ext.request.approvers):
             raise not_allowed("you are not an approver of this extension")
+        counted = [n for n in ext.approvals if n != actor.username]
+        if any(same_person(actor.username, n) for n in counted):
+            raise conflict("this person's approval is already counted")
 
     async def _decide_extension(self, inp: DecisionInput, approve: bool) -> None:
         ext = self._extension

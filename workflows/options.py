@@ -10,6 +10,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+with workflow.unsafe.imports_passed_through():
+    from elevate import proof
+
 # Database writes retry until they succeed: the projection must catch up with the history.
 _STORE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 # AWS calls: botocore already retried throttling briefly; this covers longer outages.
@@ -44,6 +47,13 @@ def check_in_time(inp: Any) -> None:
 def not_allowed(message: str) -> ApplicationError:
     """A validator's refusal the API answers with 403."""
     return ApplicationError(message, type="NotAllowed", non_retryable=True)
+
+
+def check_proof(kind: str, message: Any) -> None:
+    """Refuse a message the API or the worker did not make (see elevate/proof.py); used by
+    validators, so a forged update never reaches history."""
+    if not proof.genuine(message, kind, workflow.info().workflow_id):
+        raise not_allowed("the message does not prove that elevate sent it")
 
 
 # Short start-to-close timeouts: they are how Temporal notices a worker that died mid-call,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio.from_thread
 from fastapi import APIRouter, Query
 
-from api.deps import AdminOrAuditor, SessionDep
+from api.deps import AdminOrAuditor, SessionDep, SettingsDep, TemporalDep
 from api.pagination import Cursor, Limit
 from api.schemas import Page, Rfc3339
 from api.services import audit as service
@@ -47,5 +48,14 @@ def list_events(
     response_model_exclude_none=True,
     summary="Recompute the hash chain",
 )
-def verify(_: AdminOrAuditor, session: SessionDep) -> Any:
-    return service.verify(session)
+def verify(
+    _: AdminOrAuditor,
+    session: SessionDep,
+    settings: SettingsDep,
+    gateway: TemporalDep,
+    full: Annotated[
+        bool, Query(description="walk every event, not only those after the last checkpoint")
+    ] = False,
+) -> Any:
+    checkpoints = anyio.from_thread.run(gateway.checkpoints)
+    return service.verify(session, settings, checkpoints, full)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from api.deps import Admin, AdminOrAuditor, CatalogDep, SessionDep
 from api.errors import responses
@@ -59,8 +59,15 @@ def _reads_and_delete(kind: str) -> None:
     def get_policy(name: str, _: AdminOrAuditor, session: SessionDep) -> Any:
         return service.get_policy(session, kind, name)
 
-    def delete_policy(name: str, user: Admin, session: SessionDep) -> Response:
-        service.delete_policy(session, user, kind, name)
+    def delete_policy(
+        name: str,
+        user: Admin,
+        session: SessionDep,
+        allow_bootstrap: Annotated[
+            bool, Query(description="may delete the last policy of its kind (bootstrap returns)")
+        ] = False,
+    ) -> Response:
+        service.delete_policy(session, user, kind, name, allow_bootstrap)
         return Response(status_code=204)
 
     one = f"/{kind}/{{name}}"
@@ -72,7 +79,7 @@ def _reads_and_delete(kind: str) -> None:
         methods=["DELETE"],
         status_code=204,
         name=f"delete_{kind}_policy",
-        responses=responses(404),
+        responses=responses(404, 409),
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import AdminOrAuditor, SessionDep
+from api.deps import AdminOrAuditor, SessionDep, SettingsDep
 from api.errors import responses
 from api.services import reconcile as service
 
@@ -14,5 +14,5 @@ router = APIRouter(prefix="/v1/reconcile", tags=["reconcile"])
 
 
 @router.get("", responses=responses(404))
-def last_run(_: AdminOrAuditor, session: SessionDep) -> Any:
-    return service.last_run(session)
+def last_run(_: AdminOrAuditor, session: SessionDep, settings: SettingsDep) -> Any:
+    return service.last_run(session, settings)

@@ -81,10 +81,11 @@ def _action(name: str) -> Any:
         session: SessionDep,
         gateway: TemporalDep,
         settings: SettingsDep,
+        catalog: CatalogDep,
         body: OptionalComment = None,
     ) -> Any:
         comment = body.comment if body else None
-        return service.act(session, user, request_id, name, comment, gateway, settings)
+        return service.act(session, user, request_id, name, comment, gateway, settings, catalog)
 
     handler.__name__ = f"{name}_request"
     return handler

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
-from api.errors import Invalid
+from api.errors import Invalid, Unavailable
 from api.pagination import decode, encode
-from elevate import audit
+from elevate import audit_anchor
+from elevate.contracts import Checkpoint
 from elevate.models import AuditEvent
+from elevate.providers.aws import client
+from elevate.settings import Settings
 
 _CURSOR_TAG = "audit"  # a cursor of another list is not a position in this one
 
@@ -30,10 +33,18 @@ class AuditEventOut(BaseModel):
     prev_hash: str
 
 
+class CheckpointOut(BaseModel):
+    seq: int
+    at: datetime
+
+
 class VerifyOut(BaseModel):
     ok: bool
     events: int
     first_broken_seq: int | None = None
+    checkpoint: CheckpointOut | None = Field(
+        default=None, description="the newest checkpoint kept outside the database"
+    )
 
 
 def list_events(
@@ -70,5 +81,23 @@ def _position(cursor: str) -> int:
     return int(seq)
 
 
-def verify(session: Session) -> VerifyOut:
-    return VerifyOut(**asdict(audit.verify(session)))
+def verify(
+    session: Session, settings: Settings, checkpoints: list[Checkpoint] | None, full: bool
+) -> VerifyOut:
+    """The chain against the workflow's checkpoints, else (Temporal down) the S3 anchors."""
+    if checkpoints is None and settings.audit_anchor_bucket:
+        try:
+            s3 = client("s3", settings.aws_region)
+            checkpoints = audit_anchor.read_anchors(
+                s3, settings.audit_anchor_bucket, settings.audit_anchor_prefix
+            )
+        except (ClientError, BotoCoreError) as err:
+            raise Unavailable(f"the audit anchors could not be read: {err}") from err
+    verdict = audit_anchor.check(session, checkpoints or [], full)
+    cp = verdict.checkpoint
+    return VerifyOut(
+        ok=verdict.ok,
+        events=verdict.events,
+        first_broken_seq=verdict.first_broken_seq,
+        checkpoint=CheckpointOut(seq=cp.seq, at=cp.at) if cp else None,
+    )

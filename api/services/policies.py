@@ -10,10 +10,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlmodel import Session, col, select
 
 from api.auth import User
-from api.errors import Invalid, NotAllowed, NotFound, Unavailable
+from api.errors import Conflict, Invalid, NotAllowed, NotFound, Unavailable
 from api.pagination import decode, encode
 from elevate import policy
-from elevate.audit import commit_with_event
+from elevate.audit import commit_with_event, stage_event
 from elevate.contracts import Principal
 from elevate.models import StoredPolicy, utcnow
 from elevate.policy_schema import POLICY_KINDS, ApprovalBody, EligibilityBody, SettingsBody, iso
@@ -109,21 +109,42 @@ def get_policy(session: Session, kind: str, name: str) -> dict[str, Any]:
     return resource(_get(session, kind, name))
 
 
-def delete_policy(session: Session, user: User, kind: str, name: str) -> None:
+def _others(s: Session, kind: str, name: str) -> bool:
+    stmt = select(StoredPolicy.name).where(StoredPolicy.kind == kind, StoredPolicy.name != name)
+    return s.exec(stmt.limit(1)).first() is not None
+
+
+def delete_policy(
+    session: Session, user: User, kind: str, name: str, allow_bootstrap: bool = False
+) -> None:
+    """Delete a policy; the last of its kind only on purpose, since bootstrap then opens access
+    again. Counted again inside the audited transaction, so two racing deletes cannot both pass."""
     row = _get(session, kind, name)
+    last = not _others(session, kind, name)
+    if last and not allow_bootstrap:
+        raise Conflict(
+            f"{name} is the last {kind} policy; without it {kind} returns to bootstrap "
+            "(anyone may request, or the approver group approves); repeat with "
+            "?allow_bootstrap=true to mean it",
+            "last_policy",
+        )
+    details = {"kind": kind, "name": name, "previous": row.body}
 
     def apply(s: Session) -> None:
+        if not last and not _others(s, kind, name):
+            raise Conflict(f"{name} became the last {kind} policy; try again", "last_policy")
         victim = s.get(StoredPolicy, (kind, name))
         if victim is not None:
             s.delete(victim)
+        if last:  # the deletion first, then what it means
+            stage_event(s, actor=user.username, action="policy_deleted", details=details)
 
-    details = {"kind": kind, "name": name, "previous": row.body}
     commit_with_event(
         lambda: Session(session.get_bind()),
         apply,
         actor=user.username,
-        action="policy_deleted",
-        details=details,
+        action="bootstrap_restored" if last else "policy_deleted",
+        details={"kind": kind, "deleted": name} if last else details,
     )
 
 

@@ -29,9 +29,10 @@ from elevate.contracts import (
     RevokeInput,
     Status,
 )
+from elevate.identity import InvalidName, canonical
 from elevate.models import AccessRequest, Approval, AuditEvent, IdempotencyKey, utcnow
 from elevate.policy import matches
-from elevate.policy_schema import SettingsBody
+from elevate.policy_schema import SettingsBody, iso
 from elevate.providers.base import Provider
 from elevate.resources import to_resource as to_resource
 from elevate.settings import Settings
@@ -100,6 +101,20 @@ def _validate(body: RequestCreate, eff: SettingsBody, decision: policies.Decisio
         raise Invalid("a ticket is required for this request", "ticket_required", ["ticket"])
 
 
+def _check_start(body: RequestCreate, settings: Settings) -> None:
+    if body.start_at is None:
+        return
+    now = utcnow()
+    if body.start_at < now - _START_SKEW:
+        raise Invalid("start_at is in the past", "start_in_past", ["start_at"])
+    if body.start_at > now + settings.max_schedule_ahead:
+        raise Invalid(
+            f"start_at may be at most {iso(settings.max_schedule_ahead)} ahead",
+            "start_too_late",
+            ["start_at"],
+        )
+
+
 _USER_KIND = {"identity_center": "IAM Identity Center user", "iam": "IAM user"}
 
 
@@ -147,8 +162,7 @@ def create_request(
     existing = _idempotent_hit(session, user, idempotency_key)
     if existing is not None:
         return to_resource(session, existing)
-    if body.start_at is not None and body.start_at < utcnow() - _START_SKEW:
-        raise Invalid("start_at is in the past", "start_in_past", ["start_at"])
+    _check_start(body, settings)
     account, pset, principal_id, instance_arn = _resolve(catalog, body, user.username)
     eff = settings_service.effective(session, settings)
     decision = policies.decide(session, user, policies.target_of(account, pset), eff, settings)
@@ -240,7 +254,7 @@ def list_requests(
             raise Invalid(f"unknown status {status}", "invalid_filter", ["status"])
         stmt = stmt.where(AccessRequest.status == status)
     if requester is not None:
-        stmt = stmt.where(AccessRequest.requester == requester)
+        stmt = stmt.where(AccessRequest.requester == _canonical_filter(requester))
     if account_id is not None:
         stmt = stmt.where(AccessRequest.account_id == account_id)
     if cursor:
@@ -254,6 +268,13 @@ def list_requests(
     page = rows[:limit]
     next_cursor = encode([page[-1].created_at, page[-1].id]) if len(rows) > limit else None
     return {"items": [to_resource(session, r) for r in page], "next_cursor": next_cursor}
+
+
+def _canonical_filter(requester: str) -> str:
+    try:
+        return canonical(requester)
+    except InvalidName as err:
+        raise Invalid(f"requester: {err}", "invalid_filter", ["requester"]) from err
 
 
 def _awaits(session: Session, user: User, row: AccessRequest) -> bool:
@@ -291,11 +312,23 @@ _ALLOWED_FROM = {
 }
 
 
-def _check_action(user: User, row: AccessRequest, action: str) -> None:
+def _check_not_own(user: User, row: AccessRequest, catalog: Provider) -> None:
+    """Self-decision is refused by name and by the identity-store user the name resolves to, so
+    a second username that maps to the requester's own principal is the requester too."""
+    if user.username == row.requester:
+        raise NotAllowed("nobody may decide their own request")
+    try:
+        principal = catalog.resolve_principal(user.username)
+    except (ClientError, BotoCoreError, LookupError) as err:
+        raise Unavailable(f"AWS could not be asked: {err}", "aws_unavailable") from err
+    if principal is not None and principal == row.principal_id:
+        raise NotAllowed("nobody may decide their own request: you are its principal")
+
+
+def _check_action(user: User, row: AccessRequest, action: str, catalog: Provider) -> None:
     """The API's verdict from the projection; the workflow's validator has the last word."""
     if action in ("approve", "reject"):
-        if user.username == row.requester:
-            raise NotAllowed("nobody may decide their own request")
+        _check_not_own(user, row, catalog)
         if not is_approver_of(user, row):
             raise NotAllowed("you are not an approver of this request")
         if _deciding_extension(row):
@@ -310,13 +343,13 @@ def _check_action(user: User, row: AccessRequest, action: str) -> None:
         raise Conflict(f"the request is {row.status}; it cannot be {_PAST[action]} now")
 
 
-def allowed_actions(user: User, row: AccessRequest) -> list[str]:
+def allowed_actions(user: User, row: AccessRequest, catalog: Provider) -> list[str]:
     """What the caller may do to the request now, by the rules `act` applies (for the web app)."""
     allowed = []
     for action in _ACTIONS:
         try:
-            _check_action(user, row, action)
-        except (NotAllowed, Conflict):
+            _check_action(user, row, action, catalog)
+        except (NotAllowed, Conflict, Unavailable):
             continue
         allowed.append(action)
     return allowed
@@ -330,10 +363,11 @@ def act(
     comment: str | None,
     gateway: TemporalGateway,
     settings: Settings,
+    catalog: Provider,
 ) -> RequestOut:
     row = _load(session, request_id)
     _check_visible(user, row)
-    _check_action(user, row, action)
+    _check_action(user, row, action, catalog)
     needs_comment = action in ("approve", "reject", "revoke")
     if (
         needs_comment

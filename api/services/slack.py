@@ -26,7 +26,7 @@ from api.services import requests
 from api.services import settings as settings_service
 from api.temporal_gateway import TemporalGateway
 from elevate import slack
-from elevate.identity import canonical
+from elevate.identity import InvalidName, canonical
 from elevate.models import AccessRequest, Approval
 from elevate.providers.base import Provider
 from elevate.settings import Settings
@@ -56,6 +56,7 @@ class SlackApp:
     gateway: TemporalGateway
     client: WebClient
     directory: slack.Directory
+    catalog: Provider
 
 
 class Refused(Exception):
@@ -70,7 +71,7 @@ def slack_app(state: Any) -> SlackApp:
         raise NotFound("Slack approvals are not configured", "slack_not_configured")
     provider: Provider = state.catalog
     directory = slack.Directory(provider, settings.aws_region)
-    return SlackApp(settings, state.engine, state.temporal, client, directory)
+    return SlackApp(settings, state.engine, state.temporal, client, directory, state.catalog)
 
 
 # --- while Slack waits -------------------------------------------------------------------
@@ -161,7 +162,14 @@ def _decide(app: SlackApp, session: Session, click: Click) -> None:
         raise Refused("you have already approved this request; it counts once")
     try:
         requests.act(
-            session, user, click.request_id, click.action, click.comment, app.gateway, app.settings
+            session,
+            user,
+            click.request_id,
+            click.action,
+            click.comment,
+            app.gateway,
+            app.settings,
+            app.catalog,
         )
     except ApiError as err:
         raise Refused(f"elevate refused: {err.detail}") from err
@@ -181,7 +189,10 @@ def _clicker(app: SlackApp, slack_user: str) -> User:
     email = profile.get("email")
     if not email:
         raise Refused("your Slack profile shows no email, so elevate cannot tell who you are")
-    username = canonical(email)
+    try:
+        username = canonical(email)
+    except InvalidName as err:
+        raise Refused(f"your Slack email cannot name one person here: {err}") from err
     groups = tuple(app.directory.groups_of(username))
     s = app.settings
     return User(username, groups, s.admin_group in groups, s.auditor_group in groups)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio.from_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlmodel import Session
@@ -43,7 +44,8 @@ def audit_page(
     try:
         _admin_or_auditor(user)
         found = service.list_events(session, **_filters(request), limit=100, cursor=cursor)
-        verified = service.verify(session)
+        checkpoints = anyio.from_thread.run(request.app.state.temporal.checkpoints)
+        verified = service.verify(session, request.app.state.settings, checkpoints, False)
     except ApiError as err:
         return refusal(request, err.status, err.detail)
     query = {k: request.query_params[k] for k in _FILTERS if request.query_params.get(k)}

@@ -176,7 +176,7 @@ def _request_view(
     except ApiError as err:  # not visible: the refusal and none of the request's data
         return refusal(request, err.status, err.detail)
     row = service.load_visible(session, user, request_id)
-    actions = service.allowed_actions(user, row)
+    actions = service.allowed_actions(user, row, request.app.state.catalog)
     try:
         extensions.check_extend(user, row)
         actions.append("extend")
@@ -214,7 +214,9 @@ def request_action(
             extensions.extend(session, user, request_id, body, settings, catalog, gateway)
         else:
             comment: Comment = forms.parse(Comment, {"comment": form.get("comment") or None})
-            service.act(session, user, request_id, action, comment.comment, gateway, settings)
+            service.act(
+                session, user, request_id, action, comment.comment, gateway, settings, catalog
+            )
     except ApiError as err:
         session.rollback()
         return _request_view(

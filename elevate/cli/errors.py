@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from elevate.providers.aws import NETWORK_ERRORS, ErrorKind, classify, error_message
 from elevate.providers.iam_catalog import CatalogError
+from elevate.settings import MissingMessageKey
 
 REFUSED, USAGE, UNREACHABLE = 1, 2, 3  # the README's exit codes
 DEV_ENV = "set -a; . .elevate/env; set +a"
@@ -89,6 +90,8 @@ def _bad_settings(err: BaseException) -> Failure | None:
 
 
 def _bad_catalog(err: BaseException) -> Failure:
+    if isinstance(err, MissingMessageKey):
+        return Failure(USAGE, str(err), "set ELEVATE_MESSAGE_KEY (the same on the API and workers)")
     return Failure(USAGE, str(err), "fix the file ELEVATE_IAM_CATALOG names, or what AWS holds")
 
 
@@ -133,6 +136,7 @@ _EXPLAINERS: list[
     (ClientError, _aws_refused),
     (ValidationError, _bad_settings),
     (CatalogError, _bad_catalog),
+    (MissingMessageKey, _bad_catalog),
     (OperationalError, _database_down),
     (httpx.TransportError, _api_unreachable),
     (RuntimeError, _temporal_unreachable),

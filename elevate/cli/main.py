@@ -160,7 +160,7 @@ def dev(
 ) -> None:
     """Run everything on this machine: Temporal dev server, emulated AWS, API and worker."""
     from elevate.devstack import processes
-    from elevate.devstack.keys import ensure_dev_key
+    from elevate.devstack.keys import ensure_dev_key, ensure_message_key
     from elevate.devstack.walkthrough import ENV_FILE, dev_env, dev_tokens, walkthrough, write_env
 
     logs = STATE_DIR / "logs"
@@ -195,6 +195,7 @@ def dev(
             "ELEVATE_AUTH_JWKS_URL": str(jwks.resolve()),
             "ELEVATE_AUTO_MIGRATE": "false",
             **_web_app_env(api_port),
+            "ELEVATE_MESSAGE_KEY": os.environ.get("ELEVATE_MESSAGE_KEY") or ensure_message_key(),
         }
         if slack:
             from elevate.devstack.slack_standin import for_dev

@@ -93,6 +93,12 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the diff, change nothing")
     ] = False,
+    allow_bootstrap: Annotated[
+        bool,
+        typer.Option(
+            "--allow-bootstrap", help="may remove the last policy of a kind (bootstrap returns)"
+        ),
+    ] = False,
 ) -> None:
     """Make the stored policies equal to FILE; prints what changes."""
     want = desired(file)
@@ -106,7 +112,8 @@ def apply(
                 if dry_run:
                     continue
                 if sign == "-":
-                    _fail(client.delete(f"/v1/policies/{kind}/{name}"))
+                    params = {"allow_bootstrap": "true"} if allow_bootstrap else {}
+                    _fail(client.delete(f"/v1/policies/{kind}/{name}", params=params))
                 else:
                     _fail(client.put(f"/v1/policies/{kind}/{name}", json=want[kind][name]))
     typer.echo(

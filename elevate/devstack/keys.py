@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -13,7 +14,18 @@ from jose import jwk, jwt
 from elevate.settings import STATE_DIR
 
 KEY_PATH = STATE_DIR / "dev-signing-key.pem"
+MESSAGE_KEY_PATH = STATE_DIR / "message-key"
 KID = "elevate-dev-1"
+
+
+def ensure_message_key(path: Path = MESSAGE_KEY_PATH) -> str:
+    """The dev stack's ELEVATE_MESSAGE_KEY, made once and kept: workflows in the Temporal
+    database replay the lease checks they made with it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def ensure_dev_key(key_path: Path = KEY_PATH, jwks_path: Path | None = None) -> Path:
@@ -49,9 +61,13 @@ def mint_token(
     groups_claim: str = "groups",
     ttl_seconds: int = 8 * 3600,
     key_path: Path = KEY_PATH,
+    extra: dict[str, object] | None = None,
+    kid: object = KID,
 ) -> str:
+    """A signed token; `extra` adds claims (a None value removes one), `kid` may be anything
+    a header can hold, so tests can mint the malformed tokens an attacker would."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, object] = {
         "sub": username,
         username_claim: username,
         groups_claim: groups,
@@ -60,4 +76,7 @@ def mint_token(
         "iat": now,
         "exp": now + ttl_seconds,
     }
-    return str(jwt.encode(claims, key_path.read_text(), algorithm="RS256", headers={"kid": KID}))
+    claims.update(extra or {})
+    claims = {k: v for k, v in claims.items() if v is not None}
+    key = key_path.read_text()
+    return str(jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid}))

@@ -179,6 +179,7 @@ def test_verify_says_the_chain_is_intact(stack: Stack) -> None:
         resp = c.get("/v1/audit/verify")
     assert resp.status_code == 200, resp.text
     data = resp.json()
+    data.pop("checkpoint", None)  # once the worker has taken one
     assert data == {"ok": True, "events": data["events"]}
     assert data["events"] >= items[0]["seq"]
 
@@ -188,7 +189,8 @@ def test_verify_names_the_first_edited_event(stack: Stack, engine: sa.Engine) ->
     victim = int(str(items[-1]["seq"]))
     with committed_edit(engine, victim, actor="mallory@example.com"):
         with stack.client(DAVE) as c:
-            data = c.get("/v1/audit/verify").json()
+            # full: an edit that leaves the hashes alone may sit before the newest checkpoint
+            data = c.get("/v1/audit/verify", params={"full": "true"}).json()
         assert data["ok"] is False
         assert data["first_broken_seq"] == victim
         assert data["events"] >= items[0]["seq"]

@@ -30,7 +30,8 @@ ALICE, BOB, CAROL, ERIN, DAVE, AUDREY = (
 def _wipe(admin: httpx.Client) -> None:
     for kind in ("eligibility", "approval"):
         for item in admin.get(f"/v1/policies/{kind}", params={"limit": 500}).json()["items"]:
-            assert admin.delete(f"/v1/policies/{kind}/{item['name']}").status_code == 204
+            path = f"/v1/policies/{kind}/{item['name']}"
+            assert admin.delete(path, params={"allow_bootstrap": "true"}).status_code == 204
 
 
 @pytest.fixture
@@ -231,7 +232,7 @@ def test_policy_apply_is_idempotent(stack: Stack, admin: httpx.Client, tmp_path:
     )
     env = {"ELEVATE_URL": stack.base, "ELEVATE_TOKEN": stack.token(DAVE)}
 
-    def run(*args: str) -> str:
+    def run(*args: str, code: int = 0) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "elevate", "policy", *args],
             env={**stack.env, **env},
@@ -239,8 +240,8 @@ def test_policy_apply_is_idempotent(stack: Stack, admin: httpx.Client, tmp_path:
             text=True,
             timeout=60,
         )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        assert done.returncode == code, done.stderr
+        return done.stdout + done.stderr
 
     assert "+ eligibility/oncall" in run("apply", str(policy_file), "--dry-run")
     assert admin.get("/v1/policies/eligibility").json()["items"] == []
@@ -252,4 +253,8 @@ def test_policy_apply_is_idempotent(stack: Stack, admin: httpx.Client, tmp_path:
     exported = yaml.safe_load(run("export"))
     assert exported["approval"]["workloads"]["approvals_required"] == 2
     policy_file.write_text(yaml.safe_dump({"approval": exported["approval"]}))
-    assert run("apply", str(policy_file)).splitlines()[0] == "- eligibility/oncall"
+    refused = run("apply", str(policy_file), code=1)
+    assert "last_policy" in refused
+    assert admin.get("/v1/policies/eligibility/oncall").status_code == 200
+    removed = run("apply", str(policy_file), "--allow-bootstrap")
+    assert removed.splitlines()[0] == "- eligibility/oncall"
