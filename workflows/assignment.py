@@ -215,13 +215,14 @@ class AssignmentWorkflow:
 
     async def _grant(self) -> None:
         a = self.state.assignment
-        operation = await aws(AssignmentActivities.create_assignment, a)
+        operation = await aws(AssignmentActivities.create_assignment, a, "grant")
         if operation is not None:
             await wait_aws(
                 AssignmentActivities.wait_assignment_created,
                 WaitInput(a.instance_arn, operation),
+                "grant",
             )
-        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, True))
+        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, True), "grant")
 
     async def _revoke_if_unused(self, request_id: str, quiet: bool) -> None:
         """Retried until AWS confirms the assignment is gone; each failed round is an event.
@@ -263,13 +264,14 @@ class AssignmentWorkflow:
 
     async def _revoke(self) -> None:
         a = self.state.assignment
-        operation = await aws(AssignmentActivities.delete_assignment, a)
+        operation = await aws(AssignmentActivities.delete_assignment, a, "revoke")
         if operation is not None:
             await wait_aws(
                 AssignmentActivities.wait_assignment_deleted,
                 WaitInput(a.instance_arn, operation),
+                "revoke",
             )
-        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, False))
+        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, False), "revoke")
 
     async def _acquire_arrives(self, within: timedelta) -> bool:
         try:
