@@ -220,9 +220,10 @@ class ReconcileActivities:
         if state is None or state.completed_at is not None:
             state = self._new_walk(managed)
         findings: list[Finding] = []
+        walked = state.pairs_checked
         for pset, account in self._pairs_after(managed, state):
-            if time.monotonic() > deadline:
-                return SweepSlice(state, findings)
+            if time.monotonic() > deadline and state.pairs_checked > walked:
+                return SweepSlice(state, findings)  # at least one pair a run: always progress
             findings += self._orphans(account, pset)
             state.last_pset_arn, state.last_account_id = pset.arn, account
             state.pairs_checked += 1

@@ -1,4 +1,4 @@
-"""What the last reconciler run found."""
+"""What the last reconciler run found, and how far the sweep has walked."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from sqlmodel import Session, col, select
 from api.errors import NotFound
 from elevate.models import ReconcileRun
 
+# The sweep's cursor stays internal; API.md shows its progress.
+SWEEP_FIELDS = ("pairs_total", "pairs_checked", "started_at", "completed_at")
+
 
 def last_run(session: Session) -> dict[str, Any]:
     run = session.exec(
@@ -16,4 +19,6 @@ def last_run(session: Session) -> dict[str, Any]:
     ).first()
     if run is None:
         raise NotFound("the reconciler has not finished a run yet", "no_reconcile_run")
-    return run.model_dump()
+    shown = run.model_dump()
+    shown["sweep"] = None if run.sweep is None else {k: run.sweep.get(k) for k in SWEEP_FIELDS}
+    return shown
