@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from types import TracebackType
 from typing import Any
 
 from temporalio.client import (
@@ -46,18 +49,77 @@ from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
 from workflows.audit_checkpoint import WORKFLOW_ID as AUDIT_CHECKPOINT_ID
 from workflows.audit_checkpoint import AuditCheckpointWorkflow
-from workflows.reconcile import ReconcileWorkflow
+from workflows.options import Lane, lane_queue
+from workflows.reconcile import UNSTARTED, ReconcileWorkflow
 from workflows.sessions import SessionGuardWorkflow
 
 log = logging.getLogger("elevate.worker")
 
 # Bounded so that a burst of expiries does not throttle itself at AWS.
 MAX_CONCURRENT_ACTIVITIES = 16
+# ELEVATE_AWS_MAX_CALLS_PER_SECOND split between the lanes' task queues. Temporal enforces a task
+# queue's rate across every worker polling it, so the fleet together stays within the budget.
+# Revokes get the largest share, grants the next, the reconciler what is left; shares sum to 1.
+LANE_SHARES: dict[Lane, float] = {"revoke": 0.5, "grant": 0.3, "sweep": 0.2}
+# An assignment activity makes at most two sso-admin calls (read, then create or delete; the
+# status poll and the read-back make one), so a lane starts at most share / 2 activities a
+# second. The reconciler's activities make many calls each and pace themselves at their share.
+CALLS_PER_ACTIVITY = 2
+SWEEP_ACTIVITIES_PER_SECOND = 1.0
+MAX_SLICE = timedelta(minutes=4)  # within the sweep activities' 10-minute timeout
+
+
+def lane_calls_per_second(settings: Settings, lane: Lane) -> float:
+    return settings.aws_max_calls_per_second * LANE_SHARES[lane]
+
+
+def lane_activities_per_second(settings: Settings, lane: Lane) -> float:
+    if lane == "sweep":
+        return SWEEP_ACTIVITIES_PER_SECOND
+    return lane_calls_per_second(settings, lane) / CALLS_PER_ACTIVITY
+
+
+class Fleet:
+    """The main worker and its AWS lanes, started and stopped together."""
+
+    def __init__(self, workers: Sequence[Worker]) -> None:
+        self.workers = list(workers)
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Fleet:
+        for w in self.workers:
+            await self._stack.enter_async_context(w)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.__aexit__(kind, err, tb)
+
+    async def run(self) -> None:
+        await asyncio.gather(*(w.run() for w in self.workers))
+
+
+def lane_worker(
+    client: Client,
+    settings: Settings,
+    executor: ThreadPoolExecutor,
+    lane: Lane,
+    activities: Sequence[Callable[..., Any]],
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=lane_queue(settings.task_queue, lane),
+        activities=activities,
+        activity_executor=executor,
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_task_queue_activities_per_second=lane_activities_per_second(settings, lane),
+    )
 
 
 def build_worker(
     client: Client, settings: Settings, executor: ThreadPoolExecutor, provider: Provider
-) -> Worker:
+) -> Fleet:
     engine = make_engine(settings.database_url)
     prepare_schema(engine, settings)
     store = StoreActivities(engine)
@@ -81,11 +143,31 @@ def build_worker(
     notify = NotifyActivities(engine, settings)
     slack_app = SlackActivities(engine, settings, provider)
     reconcile = ReconcileActivities(
-        engine, provider, settings.reconcile_permission_sets, settings.lease_grace
+        engine,
+        provider,
+        settings.reconcile_permission_sets,
+        settings.lease_grace,
+        calls_per_second=lane_calls_per_second(settings, "sweep"),
+        # A slice fills most of the interval, so the sweep uses its share and no more.
+        slice_time=min(settings.reconcile_interval * 0.9, MAX_SLICE),
     )
     sweep = SweepActivities(engine, client, settings.lease_grace)
     audit = AuditActivities(engine, settings)
-    return Worker(
+    lanes: dict[Lane, list[Callable[..., Any]]] = {
+        "revoke": [
+            assignments.delete_assignment,
+            assignments.wait_assignment_deleted,
+            assignments.verify_assignment,
+            *session_activities[1:],
+        ],
+        "grant": [
+            assignments.create_assignment,
+            assignments.wait_assignment_created,
+            assignments.verify_assignment,
+        ],
+        "sweep": [reconcile.check, reconcile.sweep],
+    }
+    main = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[
@@ -111,6 +193,7 @@ def build_worker(
             store.record_approval,
             store.record_event,
             store.record_extension,
+            # Histories from before the lanes scheduled these on the main queue.
             assignments.create_assignment,
             assignments.wait_assignment_created,
             assignments.delete_assignment,
@@ -121,17 +204,21 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
     )
+    return Fleet([main, *(lane_worker(client, settings, executor, k, v) for k, v in lanes.items())])
 
 
 RECONCILE_SCHEDULE = "elevate-reconcile"
+# Never-started requests are a database question: their own schedule, apart from the AWS walk.
+UNSTARTED_SCHEDULE = "elevate-unstarted"
 
 
-def reconcile_schedule(settings: Settings) -> Schedule:
+def reconcile_schedule(settings: Settings, mode: str | None = None) -> Schedule:
+    schedule_id = RECONCILE_SCHEDULE if mode is None else UNSTARTED_SCHEDULE
     return Schedule(
         action=ScheduleActionStartWorkflow(
             ReconcileWorkflow.run,
-            ReconcileInput(settings.reconcile_mode),
-            id=RECONCILE_SCHEDULE,
+            ReconcileInput(mode or settings.reconcile_mode),
+            id=schedule_id,
             task_queue=settings.task_queue,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconcile_interval)]),
@@ -140,16 +227,20 @@ def reconcile_schedule(settings: Settings) -> Schedule:
 
 
 async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
-    """Create the schedule, or bring an existing one in line with the current settings."""
-    schedule = reconcile_schedule(settings)
-    try:
-        await client.create_schedule(RECONCILE_SCHEDULE, schedule)
-    except ScheduleAlreadyRunningError:
+    """Create the schedules, or bring existing ones in line with the current settings."""
+    for schedule_id, mode in ((RECONCILE_SCHEDULE, None), (UNSTARTED_SCHEDULE, UNSTARTED)):
+        schedule = reconcile_schedule(settings, mode)
+        try:
+            await client.create_schedule(schedule_id, schedule)
+        except ScheduleAlreadyRunningError:
+            await client.get_schedule_handle(schedule_id).update(_replace_with(schedule))
 
-        async def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
 
-        await client.get_schedule_handle(RECONCILE_SCHEDULE).update(replace)
+def _replace_with(schedule: Schedule) -> Callable[[ScheduleUpdateInput], Awaitable[ScheduleUpdate]]:
+    async def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=schedule)
+
+    return replace
 
 
 async def ensure_audit_checkpoint(client: Client, settings: Settings) -> None:
@@ -189,7 +280,7 @@ async def run(settings: Settings | None = None) -> None:
     await temporal.register_search_attributes(client, settings.temporal_namespace)
     await ensure_reconcile_schedule(client, settings)
     await ensure_audit_checkpoint(client, settings)
-    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
+    with ThreadPoolExecutor(max_workers=4 * MAX_CONCURRENT_ACTIVITIES) as executor:
         worker = build_worker(client, settings, executor, provider)
         log.info(
             "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address

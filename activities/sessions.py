@@ -25,6 +25,17 @@ from elevate.providers import session_policy
 from elevate.providers.identity_center import IdentityCenterProvider
 
 _DURATION = TypeAdapter(timedelta)
+_AWS_DEFAULT_SESSION = timedelta(hours=1)
+
+
+def _session_duration(text: str) -> timedelta:
+    """ISO 8601 as AWS documents it; some emulators answer seconds; else AWS's default."""
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    try:
+        return _DURATION.validate_python(text)
+    except ValueError:
+        return _AWS_DEFAULT_SESSION
 
 
 class SessionActivities:
@@ -48,7 +59,7 @@ class SessionActivities:
         a = inp.assignment
         with aws_errors():
             username = self._provider.username_of(a.principal_id)
-            keep = self._keep or _DURATION.validate_python(
+            keep = self._keep or _session_duration(
                 self._provider.session_duration(a.instance_arn, a.permission_set_arn)
             )
         entry = DenyEntry(

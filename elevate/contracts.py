@@ -266,6 +266,28 @@ class Finding:
     permission_set_name: str
     request_id: str | None = None
     request_workflow_id: str | None = None
+    # What the owner did with an orphan handed to it: "revoked", "kept" (a request covers it
+    # now) or "pending" (no answer in time); None before the reconciler waited for answers.
+    outcome: str | None = None
+
+
+@dataclass
+class SweepState:
+    """The walk over every managed (account, permission set) pair provisioned at AWS, in
+    (permission set ARN, account id) order; kept across runs so each run walks one slice."""
+
+    started_at: datetime
+    pairs_total: int
+    pairs_checked: int = 0
+    completed_at: datetime | None = None
+    last_pset_arn: str = ""  # the last pair walked: the next slice starts after it
+    last_account_id: str = ""
+
+
+@dataclass
+class SweepSlice:
+    state: SweepState
+    findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass
@@ -275,6 +297,7 @@ class ReconcileReport:
     started_at: datetime
     checked: int
     findings: list[Finding] = field(default_factory=list)
+    sweep: SweepState | None = None
 
 
 @dataclass

@@ -158,6 +158,8 @@ class ReconcileRun(SQLModel, table=True):
     findings: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
+    # The sweep's progress after this run (SweepState as JSON); the next run resumes from it.
+    sweep: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class SlackMessage(SQLModel, table=True):

@@ -83,8 +83,9 @@ IsoDuration = Annotated[
 
 PolicyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 # Not only whitespace: Python, JSON Schema validators and pydantic-core disagree on what \s is,
-# so the characters they disagree on (\x1c-\x1f) count as blank for all of them.
-NON_BLANK = r"[^\s\x1c-\x1f]"
+# so the characters they disagree on (\x1c-\x1f, and \x85 that str.strip removes) count as blank
+# for all of them.
+NON_BLANK = r"[^\s\x1c-\x1f\x85]"
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=320, pattern=NON_BLANK),

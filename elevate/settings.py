@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     sso_instance_arn: str | None = None
     aws_region: str = Field(default="us-east-1")
     catalog_ttl_seconds: int = 60
+    # AWS API calls per second for the whole fleet (API.md "AWS budget"): worker.py splits it
+    # between the revoke, grant and sweep lanes.
+    aws_max_calls_per_second: float = Field(default=10.0, gt=0)
 
     # The reconciler compares AWS with the active requests every interval. `revoke` removes
     # assignments no request covers; `report` only records them. Managed permission sets are

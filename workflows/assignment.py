@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -22,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         WaitInput,
     )
-    from workflows.options import ask, aws, message, reason, record, store, wait_aws
+    from workflows.options import ask, aws, reason, record, store, wait_aws
 
 SYSTEM = "elevate"
 LEASE_RESULT = "lease_result"
@@ -54,7 +55,7 @@ class AssignmentWorkflow:
     def __init__(self, state: AssignmentState) -> None:
         self.state = state
         self._v2 = False
-        self._writes: list[workflow.ActivityHandle[None]] = []
+        self._writes: list[workflow.ActivityHandle[Any]] = []
 
     @workflow.signal
     def acquire(self, lease: LeaseInput) -> None:
@@ -223,13 +224,14 @@ class AssignmentWorkflow:
 
     async def _grant(self) -> None:
         a = self.state.assignment
-        operation = await aws(AssignmentActivities.create_assignment, a)
+        operation = await aws(AssignmentActivities.create_assignment, a, "grant")
         if operation is not None:
             await wait_aws(
                 AssignmentActivities.wait_assignment_created,
                 WaitInput(a.instance_arn, operation),
+                "grant",
             )
-        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, True))
+        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, True), "grant")
 
     async def _revoke_if_unused(self, request_id: str, quiet: bool) -> None:
         """Retried until AWS confirms the assignment is gone; each failed round is an event.
@@ -247,9 +249,10 @@ class AssignmentWorkflow:
                 self.state.granted = False
                 self.state.revoke_pending = False
                 if self._v2 and self.state.end_sessions:
-                    # The assignment is gone; sessions it issued until now must stop too.
+                    # The assignment is gone; sessions it issued until now must stop too. On
+                    # the side: a failure there must not hold up the answer to the request.
                     ended = EndSessions(self.state.assignment, workflow.now(), request_id)
-                    await message(SessionActivities.send_end_sessions, ended)
+                    self._writes.append(record(SessionActivities.send_end_sessions, ended))
                 return
             except ActivityError as err:
                 details: dict[str, object] = {"reason": reason(err), "quiet": quiet}
@@ -271,13 +274,14 @@ class AssignmentWorkflow:
 
     async def _revoke(self) -> None:
         a = self.state.assignment
-        operation = await aws(AssignmentActivities.delete_assignment, a)
+        operation = await aws(AssignmentActivities.delete_assignment, a, "revoke")
         if operation is not None:
             await wait_aws(
                 AssignmentActivities.wait_assignment_deleted,
                 WaitInput(a.instance_arn, operation),
+                "revoke",
             )
-        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, False))
+        await aws(AssignmentActivities.verify_assignment, VerifyInput(a, False), "revoke")
 
     async def _acquire_arrives(self, within: timedelta) -> bool:
         try:

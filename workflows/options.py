@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -15,12 +15,17 @@ with workflow.unsafe.imports_passed_through():
 
 # Database writes retry until they succeed: the projection must catch up with the history.
 _STORE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
-# AWS calls: botocore already retried throttling briefly; this covers longer outages.
+# AWS calls: botocore already retried throttling briefly; this covers longer outages and the
+# fleet's own budget (API.md "AWS budget"). A revoke never gives up; a grant keeps trying for
+# _GRANT_PATIENCE, then the request fails naming AWS's reason.
 _AWS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=8,
 )
+_GRANT_PATIENCE = timedelta(minutes=30)
+# Each lane is its own task queue with its own share of ELEVATE_AWS_MAX_CALLS_PER_SECOND
+# (worker.py), so a burst of grants or a long sweep cannot hold up a revoke.
+Lane = Literal["revoke", "grant", "sweep"]
 # Webhooks: a receiver that is down gets retried for a while, then the event is dropped.
 _NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -56,20 +61,36 @@ def check_proof(kind: str, message: Any) -> None:
         raise not_allowed("the message does not prove that elevate sent it")
 
 
+def lane_queue(task_queue: str, lane: Lane) -> str:
+    """The task queue of an AWS lane: `<task_queue>-aws-<lane>`."""
+    return f"{task_queue}-aws-{lane}"
+
+
+def _patience(lane: Lane) -> timedelta | None:
+    return _GRANT_PATIENCE if lane == "grant" else None
+
+
 # Short start-to-close timeouts: they are how Temporal notices a worker that died mid-call,
 # so they bound how long a crash delays a grant or a revoke.
-async def aws(activity: Callable[[Any, A], R], arg: A) -> R:
+async def aws(activity: Callable[[Any, A], R], arg: A, lane: Lane) -> R:
     return await workflow.execute_activity_method(
-        activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_AWS_RETRY
+        activity,
+        arg,
+        task_queue=lane_queue(workflow.info().task_queue, lane),
+        start_to_close_timeout=timedelta(seconds=30),
+        schedule_to_close_timeout=_patience(lane),
+        retry_policy=_AWS_RETRY,
     )
 
 
-async def wait_aws(activity: Callable[[Any, A], R], arg: A) -> R:
+async def wait_aws(activity: Callable[[Any, A], R], arg: A, lane: Lane) -> R:
     """Polls AWS inside the activity; the heartbeat notices a worker that died mid-poll."""
     return await workflow.execute_activity_method(
         activity,
         arg,
+        task_queue=lane_queue(workflow.info().task_queue, lane),
         start_to_close_timeout=timedelta(minutes=10),
+        schedule_to_close_timeout=_patience(lane),
         heartbeat_timeout=timedelta(seconds=10),
         retry_policy=_AWS_RETRY,
     )

@@ -102,7 +102,7 @@ class SessionGuardWorkflow:
                 self.state.original,
             )
             try:
-                result = await aws(SessionActivities.apply_session_denies, inp)
+                result = await aws(SessionActivities.apply_session_denies, inp, "revoke")
             except ActivityError as err:
                 for e in self.state.entries.values():
                     if e.key not in told:

@@ -101,7 +101,9 @@ def start_temporal(
 def start_moto(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
     # AWS managed policies (arn:aws:iam::aws:policy/...) exist only when moto loads them.
     env = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    proc = spawn([binary("moto_server"), "-H", "127.0.0.1", "-p", str(port)], env, log)
+    # moto_server, patched to provision permission sets as AWS does (the sweep walks them).
+    serve = [sys.executable, "-m", "elevate.devstack.moto_fidelity"]
+    proc = spawn([*serve, "-H", "127.0.0.1", "-p", str(port)], env, log)
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/moto-api/"), "the moto server", 30, proc)
     return proc
 

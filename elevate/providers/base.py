@@ -70,3 +70,7 @@ class Provider(Protocol):
     def holders(self, account_id: str, pset: PermissionSet) -> list[str]:
         """Principal ids holding `pset` on the account (the reconciler's view)."""
         ...
+
+    def provisioned_accounts(self, pset: PermissionSet) -> list[str]:
+        """Accounts where `pset` may be assigned at all (the reconciler's sweep walks these)."""
+        ...

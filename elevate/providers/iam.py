@@ -224,6 +224,10 @@ class IamProvider:
             return _group_members(iam, entry.group)
         return _policy_users(iam, str(entry.policy_arn))
 
+    def provisioned_accounts(self, pset: PermissionSet) -> list[str]:
+        """Every account of the catalog: IAM has no provisioning to narrow the walk."""
+        return [a.id for a in self.accounts()]
+
     def _target(self, account_id: str, key: str) -> tuple[IAMClient, IamPermissionSet]:
         # Only when the catalog changed under a running request; not an AWS error, so the
         # activity retries until the catalog names them again (a revoke must not give up).

@@ -76,6 +76,13 @@ class IdentityCenterProvider(Catalog):
             if x["PrincipalType"] == "USER"
         ]
 
+    def provisioned_accounts(self, pset: PermissionSet) -> list[str]:
+        """AWS provisions a permission set to every account it is assigned in."""
+        pages = self._sso.get_paginator("list_accounts_for_provisioned_permission_set").paginate(
+            InstanceArn=self.scope(), PermissionSetArn=pset.arn
+        )
+        return [a for page in pages for a in page["AccountIds"]]
+
     # --- ending live sessions (the inline policy of a permission set) ---------------------
 
     def username_of(self, principal_id: str) -> str:

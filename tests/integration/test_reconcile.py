@@ -96,3 +96,20 @@ def test_a_request_whose_workflow_never_started_is_failed_not_forgotten(stack: S
 def _row_without_workflow(engine: sa.Engine, minutes_old: int) -> str:
     created = datetime.now(UTC) - timedelta(minutes=minutes_old)
     return insert_request(engine, requester=ERIN, created_at=created, updated_at=created)
+
+
+def test_the_sweep_reports_its_walk_over_the_provisioned_pairs(stack: Stack) -> None:
+    """An out-of-band assignment provisions its pair; the sweep walks it and says how far."""
+    stack.assign_directly("prod", "ReadOnly", ERIN)
+    wait_for(lambda: not stack.assigned("prod", "ReadOnly", ERIN), 45, 0.2)
+
+    def completed_walk() -> dict[str, object] | None:
+        with stack.client(AUDREY) as c:
+            sweep = c.get("/v1/reconcile").json()["sweep"]
+        return sweep if sweep and sweep["completed_at"] else None
+
+    sweep = wait_for(completed_walk, 45, 0.5)
+    assert sweep["pairs_total"] >= 1
+    assert sweep["pairs_checked"] >= sweep["pairs_total"]
+    assert sweep["started_at"] <= sweep["completed_at"]
+    assert set(sweep) == {"pairs_total", "pairs_checked", "started_at", "completed_at"}

@@ -28,11 +28,14 @@ from elevate.providers.aws import client
 from elevate.providers.identity_center import IdentityCenterProvider
 from elevate.settings import Settings
 from tests.conftest import tool
+from worker import LANE_SHARES, Fleet
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
+from workflows.options import lane_queue
 from workflows.sessions import SessionGuardWorkflow
 
 TASK_QUEUE = "test-elevate"
+LANES = tuple(LANE_SHARES)
 
 
 @pytest.fixture(scope="session")
@@ -94,11 +97,34 @@ def activities_of(
     ]
 
 
+def fleet(
+    client: Client, workflows: list[type], activities: list[object], executor: ThreadPoolExecutor
+) -> Fleet:
+    """A worker on the test queue plus one per AWS lane, every activity on each."""
+    main = Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=workflows,
+        activities=activities,
+        activity_executor=executor,
+    )
+    lanes = [
+        Worker(
+            client,
+            task_queue=lane_queue(TASK_QUEUE, lane),
+            activities=activities,
+            activity_executor=executor,
+        )
+        for lane in LANES
+    ]
+    return Fleet([main, *lanes])
+
+
 @pytest.fixture
 async def worker_for(env: WorkflowEnvironment, engine: sa.Engine, sso: object):
     """Start a worker with the given AssignmentActivities (default: against moto)."""
     executor = ThreadPoolExecutor(max_workers=8)
-    workers: list[Worker] = []
+    workers: list[Fleet] = []
 
     def make(
         identity_center: AssignmentActivities | None = None,
@@ -106,12 +132,11 @@ async def worker_for(env: WorkflowEnvironment, engine: sa.Engine, sso: object):
         sessions: SessionActivities | None = None,
     ) -> Worker:
         ic = identity_center or AssignmentActivities(provider_for(sso), poll_interval=0.01)
-        w = Worker(
+        w = fleet(
             env.client,
-            task_queue=TASK_QUEUE,
-            workflows=[AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow],
-            activities=activities_of(engine, ic, env.client, settings, sessions),
-            activity_executor=executor,
+            [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow],
+            activities_of(engine, ic, env.client, settings, sessions),
+            executor,
         )
         workers.append(w)
         return w

@@ -21,6 +21,7 @@ from elevate.contracts import (
 from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.sessions import SessionGuardWorkflow
 
 # Recorded from test_fresh_history_replays with ELEVATE_RECORD_HISTORY=<dir>: one request's
@@ -30,7 +31,8 @@ from workflows.sessions import SessionGuardWorkflow
 # v5_slack (from tests/workflows/test_slack.py): a request with Slack approvals.
 RECORD_AS = "lifecycle_v5"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow]
+# reconcile_v1/v2 (from tests/workflows/test_reconcile.py): one scan of every pair; check + sweep.
+WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow, ReconcileWorkflow]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer
 
 from activities.assignments import AssignmentActivities
 from activities.slack import SlackActivities
@@ -20,9 +20,10 @@ from elevate.contracts import DecisionInput
 from elevate.devstack.seed import USERS
 from elevate.devstack.slack_standin import SlackStandIn, serving
 from elevate.settings import Settings
-from tests.workflows.conftest import TASK_QUEUE, activities_of, new_request, provider_for
+from tests.workflows.conftest import activities_of, fleet, new_request, provider_for
 from tests.workflows.test_lifecycle import CAROL, row, start
 from tests.workflows.test_notify import scheduled
+from worker import Fleet
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
 
@@ -33,21 +34,20 @@ def standin() -> Iterator[SlackStandIn]:
         yield s
 
 
-def _worker(env, engine, sso, standin: SlackStandIn, executor: ThreadPoolExecutor) -> Worker:
+def _worker(env, engine, sso, standin: SlackStandIn, executor: ThreadPoolExecutor) -> Fleet:
     settings = Settings(
         slack_bot_token="xoxb-wf", slack_signing_secret="wf-secret", slack_api_url=standin.url
     )
     provider = provider_for(sso)
     ic = AssignmentActivities(provider, poll_interval=0.01)
-    return Worker(
+    return fleet(
         env.client,
-        task_queue=TASK_QUEUE,
-        workflows=[AccessRequestWorkflow, AssignmentWorkflow],
-        activities=[
+        [AccessRequestWorkflow, AssignmentWorkflow],
+        [
             *activities_of(engine, ic, env.client),
             SlackActivities(engine, settings, provider).send_slack_approval,
         ],
-        activity_executor=executor,
+        executor,
     )
 
 
