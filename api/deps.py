@@ -16,7 +16,9 @@ from elevate.providers.base import Provider
 from elevate.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+# Dependencies that only read app state are `async def`: a sync one costs each request a hop
+# through the thread pool, which is what queues under concurrency.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -26,12 +28,12 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def _temporal(request: Request) -> TemporalGateway:
+async def _temporal(request: Request) -> TemporalGateway:
     gateway: TemporalGateway = request.app.state.temporal
     return gateway
 
 
-def _catalog(request: Request) -> Provider:
+async def _catalog(request: Request) -> Provider:
     catalog: Provider = request.app.state.catalog
     return catalog
 

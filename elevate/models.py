@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
+from sqlmodel import JSON, Column, Field, Index, SQLModel, UniqueConstraint
 
 
 def utcnow() -> datetime:
@@ -39,6 +39,12 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
 
 class AccessRequest(SQLModel, table=True):
     __tablename__ = "access_requests"
+    # Keyset pages of the request list (migration 0008).
+    __table_args__ = (
+        Index("ix_access_requests_page", "created_at", "id"),
+        Index("ix_access_requests_requester_page", "requester", "created_at", "id"),
+        Index("ix_access_requests_status_page", "status", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     requester: str = Field(index=True, max_length=320)

@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from elevate.contracts import Principal
 from elevate.identity import fold
+
+PolicyT = TypeVar("PolicyT", "EligibilityPolicy", "ApprovalPolicy")
 
 
 def matches(username: str, groups: Iterable[str], principals: Iterable[Principal]) -> bool:
@@ -83,6 +86,11 @@ def _level(accounts: Sequence[str], ous: Sequence[str], target: Target) -> int |
         return 0
     levels = [i + 1 for i, ou in enumerate(target.ou_chain) if ou in ous]
     return min(levels) if levels else None
+
+
+def covering_account(target: Target, policies: Sequence[PolicyT]) -> list[PolicyT]:
+    """The policies whose accounts or OUs cover the target's account, whatever the set."""
+    return [p for p in policies if _level(p.accounts, p.ous, target) is not None]
 
 
 def _covers_set(permission_sets: Sequence[str], target: Target) -> bool:

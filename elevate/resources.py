@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
@@ -57,9 +59,22 @@ class RequestOut(BaseModel):
 
 
 def to_resource(session: Session, row: AccessRequest) -> RequestOut:
-    approvals = session.exec(
-        select(Approval).where(Approval.request_id == row.id).order_by(col(Approval.at))
-    ).all()
+    return to_resources(session, [row])[0]
+
+
+def to_resources(session: Session, rows: Sequence[AccessRequest]) -> list[RequestOut]:
+    """A page of resources with one query for all their approvals (not one per row)."""
+    by_request: dict[str, list[ApprovalOut]] = defaultdict(list)
+    if rows:
+        stmt = select(Approval).where(col(Approval.request_id).in_([r.id for r in rows]))
+        for a in session.exec(stmt.order_by(col(Approval.at))).all():
+            by_request[a.request_id].append(
+                ApprovalOut(approver=a.approver, comment=a.comment, at=a.at)
+            )
+    return [_resource(row, by_request[row.id]) for row in rows]
+
+
+def _resource(row: AccessRequest, approvals: list[ApprovalOut]) -> RequestOut:
     data = row.model_dump(
         exclude={"approvers", "duration_seconds", "principal_id", "pending_extension"}
     )
@@ -70,5 +85,5 @@ def to_resource(session: Session, row: AccessRequest) -> RequestOut:
         if row.pending_extension
         else None,
         duration=timedelta(seconds=row.duration_seconds),
-        approvals=[ApprovalOut(approver=a.approver, comment=a.comment, at=a.at) for a in approvals],
+        approvals=approvals,
     )

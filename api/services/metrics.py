@@ -1,4 +1,4 @@
-"""Prometheus metrics read from the projection at scrape time, so every API replica agrees.
+"""Prometheus metrics aggregated by the database at scrape time, so every API replica agrees.
 
 Latencies are histograms over every request that has both timestamps; rows are never deleted,
 so the buckets only grow, as Prometheus counters must.
@@ -6,8 +6,7 @@ so the buckets only grow, as Prometheus counters must.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,17 +25,29 @@ from elevate.models import AccessRequest, AuditEvent, ReconcileRun
 BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400)
 
 
-def histogram(name: str, doc: str, seconds: Iterable[float]) -> HistogramMetricFamily:
-    values = sorted(max(0.0, s) for s in seconds)
-    cumulative = [(str(b), bisect_left(values, b + 1e-12)) for b in BUCKETS]
+def _seconds(session: Session, start: Any, end: Any) -> Any:
+    """`end - start` in seconds, in SQL (SQLite keeps timestamps as text, PostgreSQL natively)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return sa.func.round((sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0, 6)
+    return sa.extract("epoch", end - start)
+
+
+def histogram(
+    session: Session, name: str, doc: str, start: Any, end: Any, *where: Any
+) -> HistogramMetricFamily:
+    """Buckets, sum and count in one aggregate query: no row leaves the database."""
+    # OFFSET 0 keeps PostgreSQL from inlining the subquery, so each row's seconds are computed
+    # once rather than once per bucket (3-4x faster measured).
+    rows = sa.select(_seconds(session, start, end).label("s"))
+    inner = rows.where(start.is_not(None), end.is_not(None), *where).offset(0).subquery()
+    secs = sa.case((inner.c.s < 0, 0.0), else_=inner.c.s)  # a clock skew is "at once"
+    columns: list[Any] = [sa.func.count(), sa.func.coalesce(sa.func.sum(secs), 0.0)]
+    columns += [sa.func.count().filter(secs <= b) for b in BUCKETS]
+    count, total, *cumulative = session.execute(sa.select(*columns)).one()
+    buckets = [(str(b), int(n)) for b, n in zip(BUCKETS, cumulative, strict=True)]
     return HistogramMetricFamily(
-        name, doc, buckets=[*cumulative, ("+Inf", len(values))], sum_value=sum(values)
+        name, doc, buckets=[*buckets, ("+Inf", int(count))], sum_value=float(total)
     )
-
-
-def _durations(session: Session, start: Any, end: Any, *where: Any) -> list[float]:
-    rows = session.exec(select(start, end).where(start.is_not(None), end.is_not(None), *where))
-    return [(b - a).total_seconds() for a, b in rows.all()]
 
 
 class ProjectionCollector(Collector):
@@ -66,23 +77,28 @@ class ProjectionCollector(Collector):
 
     def _latencies(self, session: Session) -> Iterator[Any]:
         r = AccessRequest
-        created, approved = col(r.created_at), col(r.approved_at)
         yield histogram(
+            session,
             "elevate_approval_wait_seconds",
             "From the request to its approval (requests that needed one)",
-            _durations(session, created, approved, col(r.approvals_required) > 0),
+            col(r.created_at),
+            col(r.approved_at),
+            col(r.approvals_required) > 0,
         )
         yield histogram(
+            session,
             "elevate_approve_to_active_seconds",
             "From approval (or the requested start, if later) to access confirmed at AWS",
-            _durations(session, col(r.grant_due_at), col(r.granted_at)),
+            col(r.grant_due_at),
+            col(r.granted_at),
         )
         yield histogram(
+            session,
             "elevate_revoke_lag_seconds",
             "From end_at to access confirmed gone at AWS (requests that ran to their end)",
-            _durations(
-                session, col(r.end_at), col(r.revoked_at), col(r.status) == Status.ENDED.value
-            ),
+            col(r.end_at),
+            col(r.revoked_at),
+            col(r.status) == Status.ENDED.value,
         )
 
     def _reconciler(self, session: Session) -> Iterator[Any]:

@@ -188,9 +188,14 @@ def target_of(account: Account, pset: PermissionSet) -> policy.Target:
 
 
 def eligibility_for(
-    session: Session, user: User, target: policy.Target, eff: SettingsBody
+    session: Session,
+    user: User,
+    target: policy.Target,
+    eff: SettingsBody,
+    policies: list[Any] | None = None,
 ) -> policy.Eligibility | None:
-    policies = load(session, "eligibility")
+    """`policies`: the stored eligibility policies when the caller already loaded them."""
+    policies = load(session, "eligibility") if policies is None else policies
     if not policies:  # bootstrap: anyone known to Identity Center, anything, approval needed
         return policy.Eligibility(eff.max_duration, True, eff.ticket_required, ())
     found = policy.eligibility(user.username, user.groups, target, policies, eff.max_duration)
@@ -233,34 +238,50 @@ def decide(
 def my_eligibility(
     session: Session, user: User, catalog: Provider, eff: SettingsBody
 ) -> list[dict[str, Any]]:
-    """Every (account, permission set) the caller may request, with its limits."""
+    """Every (account, permission set) the caller may request, with its limits.
+
+    Two queries whatever the organization's size: the policies are loaded once, narrowed to
+    the caller's, then to each account's, and evaluated in memory.
+    """
     if _aws(catalog.resolve_principal, user.username) is None:
         return []
+    stored = load(session, "eligibility")
+    mine = [p for p in stored if policy.matches(user.username, user.groups, p.principals)]
+    if stored and not mine:
+        return []
     approval_policies = load(session, "approval")
+    psets = _aws(catalog.permission_sets)
     out = []
     for account in _aws(catalog.accounts):
-        for pset in _aws(catalog.permission_sets):
+        here = policy.Target(account.id, account.ou_chain, "")
+        elig_here = policy.covering_account(here, mine)
+        if stored and not elig_here:
+            continue
+        approval_here = policy.covering_account(here, approval_policies)
+        for pset in psets:
             target = target_of(account, pset)
-            elig = eligibility_for(session, user, target, eff)
+            elig = eligibility_for(session, user, target, eff, elig_here if stored else [])
             if elig is None:
                 continue
             if (
                 elig.approval_required
                 and approval_policies
-                and not policy.approval_rule(target, approval_policies)
+                and not policy.approval_rule(target, approval_here)
             ):
                 continue  # nobody could approve it: requesting would be refused
-            out.append(
-                {
-                    "account_id": account.id,
-                    "account_name": account.name,
-                    "permission_set": pset.name,
-                    "max_duration": elig.max_duration,
-                    "approval_required": elig.approval_required,
-                    "ticket_required": elig.ticket_required,
-                }
-            )
+            out.append(_offer(account, pset, elig))
     return out
+
+
+def _offer(account: Account, pset: PermissionSet, elig: policy.Eligibility) -> dict[str, Any]:
+    return {
+        "account_id": account.id,
+        "account_name": account.name,
+        "permission_set": pset.name,
+        "max_duration": elig.max_duration,
+        "approval_required": elig.approval_required,
+        "ticket_required": elig.ticket_required,
+    }
 
 
 def check_duration(duration: timedelta, eff: SettingsBody, decision: Decision) -> None:

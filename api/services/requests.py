@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.from_thread
+import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -35,6 +37,7 @@ from elevate.policy import matches
 from elevate.policy_schema import SettingsBody, iso
 from elevate.providers.base import Provider
 from elevate.resources import to_resource as to_resource
+from elevate.resources import to_resources
 from elevate.settings import Settings
 from workflows.access_request import AccessRequestWorkflow
 
@@ -245,8 +248,7 @@ def list_requests(
     if awaiting is not None:
         if awaiting != "me":
             raise Invalid("awaiting only accepts 'me'", "invalid_filter", ["awaiting"])
-        stmt = stmt.where(AccessRequest.status == Status.PENDING_APPROVAL.value)
-        stmt = stmt.where(AccessRequest.requester != user.username)
+        stmt = _awaiting_candidates(stmt, user)
     elif not (user.is_admin or user.is_auditor):
         stmt = stmt.where(AccessRequest.requester == user.username)
     if status is not None:
@@ -264,10 +266,13 @@ def list_requests(
             | ((col(AccessRequest.created_at) == at) & (col(AccessRequest.id) < rid))
         )
     stmt = stmt.order_by(col(AccessRequest.created_at).desc(), col(AccessRequest.id).desc())
-    rows = _take(session, stmt, limit + 1, lambda r: awaiting is None or _awaits(session, user, r))
+    if awaiting is None:
+        rows = list(session.exec(stmt.limit(limit + 1)).all())
+    else:
+        rows = _take_awaiting(session, user, stmt, limit + 1)
     page = rows[:limit]
     next_cursor = encode([page[-1].created_at, page[-1].id]) if len(rows) > limit else None
-    return {"items": [to_resource(session, r) for r in page], "next_cursor": next_cursor}
+    return {"items": to_resources(session, page), "next_cursor": next_cursor}
 
 
 def _canonical_filter(requester: str) -> str:
@@ -277,21 +282,45 @@ def _canonical_filter(requester: str) -> str:
         raise Invalid(f"requester: {err}", "invalid_filter", ["requester"]) from err
 
 
-def _awaits(session: Session, user: User, row: AccessRequest) -> bool:
-    if not is_approver_of(user, row):
-        return False
-    stmt = select(Approval).where(Approval.request_id == row.id, Approval.approver == user.username)
-    return session.exec(stmt).first() is None
+def _like_name(name: str) -> str:
+    """A LIKE pattern for `"name": "<name>"` in the stored approvers JSON."""
+    quoted = json.dumps(name)[1:-1]
+    escaped = quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f'%"name": "{escaped}"%'
 
 
-def _take(session: Session, stmt: Any, n: int, keep: Any) -> list[AccessRequest]:
-    """The first n rows that `keep` accepts, reading in batches (approvers are JSON, not SQL)."""
+def _awaiting_candidates(stmt: Any, user: User) -> Any:
+    """Pending requests of others whose approvers name the caller or one of their groups.
+
+    Approvers are JSON, so SQL narrows the scan to rows whose text names the caller (a superset:
+    `is_approver_of` checks the principal's type), instead of reading every pending request.
+    """
+    text = sa.cast(col(AccessRequest.approvers), sa.Text)
+    names = [user.username, *user.groups]
+    named = sa.or_(*(text.like(_like_name(n), escape="\\") for n in names))
+    return stmt.where(
+        AccessRequest.status == Status.PENDING_APPROVAL.value,
+        AccessRequest.requester != user.username,
+        named,
+    )
+
+
+def _take_awaiting(session: Session, user: User, stmt: Any, n: int) -> list[AccessRequest]:
+    """The first n candidates the caller may still decide, in batches of one query each."""
     out: list[AccessRequest] = []
-    offset = 0
+    offset, size = 0, max(n, 100)
     while len(out) < n:
-        batch = session.exec(stmt.offset(offset).limit(max(n, 100))).all()
-        out.extend(r for r in batch if keep(r))
-        if len(batch) < max(n, 100):
+        batch = session.exec(stmt.offset(offset).limit(size)).all()
+        decided = set(
+            session.exec(
+                select(Approval.request_id).where(
+                    col(Approval.request_id).in_([r.id for r in batch]),
+                    Approval.approver == user.username,
+                )
+            ).all()
+        )
+        out.extend(r for r in batch if is_approver_of(user, r) and r.id not in decided)
+        if len(batch) < size:
             break
         offset += len(batch)
     return out[:n]

@@ -1,7 +1,8 @@
 """What the organization offers: accounts, permission sets, identity-store users.
 
 Reads only (the API validates requests with it); cached for `catalog_ttl_seconds` and refreshed
-on a miss, so a newly created account or permission set is found without a restart.
+on a miss (at most once per TTL), so a newly created account or permission set is found
+without a restart.
 """
 
 from __future__ import annotations
@@ -40,24 +41,33 @@ class Catalog:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
         self._cache: dict[str, tuple[float, Any]] = {}
+        self._forced: dict[str, float] = {}  # when a miss last forced a reload, per key
 
     def _client(self, service: str) -> Any:
         return client(service, self._settings.aws_region)
 
     def _cached(self, key: str, load: Any, refresh: bool = False) -> Any:
+        """The cached value; one load at a time per key, concurrent callers share its result.
+
+        `refresh` (a miss) reloads at most once per TTL: a flood of unknown ids must not
+        become a flood of Organizations calls (hundreds per load in a large organization).
+        """
         with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            now, ttl = time.monotonic(), self._settings.catalog_ttl_seconds
             hit = self._cache.get(key)
-            if (
-                hit
-                and not refresh
-                and time.monotonic() - hit[0] < self._settings.catalog_ttl_seconds
-            ):
+            fresh = hit is not None and now - hit[0] < ttl
+            forced = refresh and now - self._forced.get(key, -float("inf")) >= ttl
+            if hit is not None and fresh and not forced:
                 return hit[1]
-        value = load()
-        with self._lock:
+            if forced or hit is None:  # a first load is as fresh as a forced one
+                self._forced[key] = now
+            value = load()
             self._cache[key] = (time.monotonic(), value)
-        return value
+            return value
 
     def instance(self) -> Instance:
         return self._cached("instance", self._load_instance)  # type: ignore[no-any-return]
