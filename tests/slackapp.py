@@ -7,7 +7,6 @@ from elevate.devstack.slack_standin import SlackStandIn, start, user_id
 
 SIGNING_SECRET = "tests-slack-signing-secret"
 BOT_TOKEN = "xoxb-tests"
-PUBLIC_URL = "https://elevate.test"
 _standin: list[SlackStandIn] = []  # one per test session, started on first use
 
 
@@ -26,5 +25,4 @@ def slack_env() -> dict[str, str]:
         "ELEVATE_SLACK_BOT_TOKEN": BOT_TOKEN,
         "ELEVATE_SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "ELEVATE_SLACK_API_URL": standin().url,
-        "ELEVATE_PUBLIC_URL": PUBLIC_URL,
     }

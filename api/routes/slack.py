@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 
 from api.deps import SettingsDep
+from api.errors import responses
 from api.services import slack as service
 
 router = APIRouter(prefix="/v1/slack", tags=["slack"])
@@ -19,11 +20,9 @@ _FORM = {
     "/interactions",
     status_code=200,
     summary="A button press or modal submission from Slack, signed with the signing secret",
-    responses={
-        400: {"description": "no Slack payload in the body"},
-        401: {"description": "the Slack signature is missing, wrong or stale"},
-        404: {"description": "Slack approvals are not configured"},
-    },
+    # 400: no Slack payload in the body; 401: the signature is missing, wrong or stale;
+    # 404: Slack approvals are not configured.
+    responses=responses(400, 401, 404),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -232,7 +232,8 @@ def test_unreachable_endpoints_are_one_line_exit_3(tmp_path: Path) -> None:
     assert api.startswith(f"elevate: cannot reach http://{free}/")
     worker = bare(
         "worker", HOME=str(tmp_path), ELEVATE_TEMPORAL_ADDRESS=free,
-        ELEVATE_WORKER_METRICS_PORT="0", AWS_ENDPOINT_URL=f"http://{free}", **creds,
+        ELEVATE_WORKER_METRICS_PORT="0", AWS_ENDPOINT_URL=f"http://{free}",
+        ELEVATE_MESSAGE_KEY="k" * 32, **creds,
     )  # fmt: skip
     assert worker.returncode == 3
     assert "Traceback" not in worker.stderr

@@ -19,7 +19,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from elevate.devstack.slack_standin import SlackStandIn, user_id
-from tests.slackapp import PUBLIC_URL, SIGNING_SECRET, standin
+from tests.slackapp import SIGNING_SECRET, standin
 from tests.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -173,7 +173,7 @@ def test_a_pending_request_reaches_each_approver_with_both_buttons(stack, slack)
             "Approvals": "0 of 1",
             "Status": "pending_approval",
         }
-        assert f"{PUBLIC_URL}/requests/{rid}" in text
+        assert f"{stack.env['ELEVATE_PUBLIC_URL']}/requests/{rid}" in text
     looked_up = {a["email"] for a in slack.calls_of("users.lookupByEmail")}
     assert {CAROL, ERIN, DAVE} <= looked_up
     assert ALICE not in looked_up  # nobody decides their own request
