@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from elevate.contracts import Assignment, VerifyInput, WaitInput
+from elevate.contracts import Assignment, KnownAssignment, VerifyInput, WaitInput
 from elevate.providers.aws import NETWORK_ERRORS, ErrorKind, classify, error_code, error_message
 from elevate.providers.base import Operation, Provider
 
@@ -33,22 +33,28 @@ def aws_errors() -> Iterator[None]:
         raise ApplicationError(str(err), type="NetworkError") from err
 
 
+def _known(a: Assignment) -> bool:
+    """Whether the owner said it knows the state at AWS; a plain Assignment (a direct caller)
+    did not."""
+    return isinstance(a, KnownAssignment) and a.known
+
+
 class AssignmentActivities:
     def __init__(self, provider: Provider, poll_interval: float = 1.0) -> None:
         self._provider = provider
         self._poll_interval = poll_interval
 
     @activity.defn
-    def create_assignment(self, a: Assignment) -> str | None:
+    def create_assignment(self, a: KnownAssignment) -> str | None:
         """Start granting; None when there is nothing to wait for (done, or already under way)."""
         with aws_errors():
-            return self._provider.start_grant(a)
+            return self._provider.start_grant(a, check=not _known(a))
 
     @activity.defn
-    def delete_assignment(self, a: Assignment) -> str | None:
+    def delete_assignment(self, a: KnownAssignment) -> str | None:
         """Start revoking; None when it is already gone (or a deletion is under way)."""
         with aws_errors():
-            return self._provider.start_revoke(a)
+            return self._provider.start_revoke(a, check=not _known(a))
 
     @activity.defn
     def wait_assignment_created(self, inp: WaitInput) -> None:

@@ -66,6 +66,18 @@ class Assignment:
     principal_type: str = "USER"
 
 
+@dataclass
+class KnownAssignment(Assignment):
+    """An assignment as its owner sends it to AWS, with whether the owner knows its state there.
+
+    `known` means the owner's belief is current (absent before a grant, present before a revoke),
+    so the activity acts without reading first; after a failed round the owner reads again. Sent
+    where an `Assignment` used to be: older histories and workers see an Assignment.
+    """
+
+    known: bool = False
+
+
 # How long before end_at `ending_soon` is sent, unless the settings say otherwise.
 ENDING_SOON_LEAD = timedelta(minutes=15)
 LEASE_GRACE = timedelta(minutes=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         AssignmentState,
         EndSessions,
         EventRecord,
+        KnownAssignment,
         LeaseInput,
         LeaseResult,
         VerifyInput,
@@ -222,9 +224,17 @@ class AssignmentWorkflow:
         covered = bool(self.state.leases)
         await self._answer(lease, LeaseResult(lease.request_id, True, still_covered=covered))
 
+    def _known(self, belief: bool) -> KnownAssignment:
+        """The assignment as sent to AWS; `belief` holds unless a revoke round failed (then a
+        deletion may be half done, and the activity reads first)."""
+        fields = dataclasses.asdict(self.state.assignment)
+        fields.pop("known", None)
+        return KnownAssignment(**fields, known=belief and not self.state.revoke_pending)
+
     async def _grant(self) -> None:
         a = self.state.assignment
-        operation = await aws(AssignmentActivities.create_assignment, a, "grant")
+        # Creating one that exists changes nothing at AWS: no read first.
+        operation = await aws(AssignmentActivities.create_assignment, self._known(True), "grant")
         if operation is not None:
             await wait_aws(
                 AssignmentActivities.wait_assignment_created,
@@ -274,7 +284,9 @@ class AssignmentWorkflow:
 
     async def _revoke(self) -> None:
         a = self.state.assignment
-        operation = await aws(AssignmentActivities.delete_assignment, a, "revoke")
+        # The owner's own grant was read back: it knows the assignment is there.
+        known = self._known(self.state.granted)
+        operation = await aws(AssignmentActivities.delete_assignment, known, "revoke")
         if operation is not None:
             await wait_aws(
                 AssignmentActivities.wait_assignment_deleted,

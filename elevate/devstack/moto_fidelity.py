@@ -1,8 +1,10 @@
-"""moto's sso-admin made to provision as AWS does, for the reconciler's sweep.
+"""moto's sso-admin made to provision, and to create assignments, as AWS does.
 
 At AWS, creating an assignment provisions the permission set to the account, and
 ListAccountsForProvisionedPermissionSet lists those accounts. moto 5 answers its own account for
-every provisioned set and ignores ProvisionPermissionSet's target. `install()` patches both;
+every provisioned set and ignores ProvisionPermissionSet's target; and AWS keeps one assignment
+per principal, account and permission set where moto appends a duplicate on a second create.
+`install()` patches all three;
 `python -m elevate.devstack.moto_fidelity -H … -p …` is moto_server with the patch.
 """
 
@@ -30,6 +32,9 @@ def install() -> None:
 
     def create_and_provision(self: Any, **kw: Any) -> Any:
         _provisioned(self, kw["instance_arn"], kw["permission_set_arn"]).add(kw["target_id"])
+        for held in self.account_assignments:  # AWS holds one, where moto would add a second
+            if all(getattr(held, k) == v for k, v in kw.items()):
+                return held.to_json(include_creation_date=True, include_request_id=True)
         return create(self, **kw)
 
     def provision_target(self: Any) -> str:

@@ -53,13 +53,18 @@ class Provider(Protocol):
         ...
 
     # --- assignments (boto3 ClientError escapes; activities classify it) -------------------
-    def start_grant(self, a: Assignment) -> str | None:
-        """Start granting; an operation id to poll, or None when nothing is left to wait for."""
+    def start_grant(self, a: Assignment, check: bool = True) -> str | None:
+        """Start granting; an operation id to poll, or None when nothing is left to wait for.
+
+        `check=False`: the caller knows the assignment is absent, so no read comes first.
+        """
         ...
 
     def grant_status(self, scope: str, operation_id: str) -> Operation: ...
 
-    def start_revoke(self, a: Assignment) -> str | None: ...
+    def start_revoke(self, a: Assignment, check: bool = True) -> str | None:
+        """`check=False`: the caller knows the assignment is present, so no read comes first."""
+        ...
 
     def revoke_status(self, scope: str, operation_id: str) -> Operation: ...
 

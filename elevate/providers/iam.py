@@ -183,7 +183,8 @@ class IamProvider:
         return [f"{problem} in {where}" for problem in found if problem]
 
     # --- assignments -----------------------------------------------------------------------
-    def start_grant(self, a: Assignment) -> str | None:
+    def start_grant(self, a: Assignment, check: bool = True) -> str | None:
+        # IAM's attach and add are idempotent and synchronous: nothing to read first.
         iam, pset = self._target(a.account_id, a.permission_set_arn)
         if pset.group:
             iam.add_user_to_group(GroupName=pset.group, UserName=a.principal_id)
@@ -191,7 +192,7 @@ class IamProvider:
             iam.attach_user_policy(PolicyArn=str(pset.policy_arn), UserName=a.principal_id)
         return None
 
-    def start_revoke(self, a: Assignment) -> str | None:
+    def start_revoke(self, a: Assignment, check: bool = True) -> str | None:
         iam, pset = self._target(a.account_id, a.permission_set_arn)
         try:
             if pset.group:

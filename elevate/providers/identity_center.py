@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from elevate.contracts import Assignment
-from elevate.providers.aws import ErrorKind, classify, client
+from elevate.providers.aws import ErrorKind, classify, client, error_code
 from elevate.providers.base import Operation
 from elevate.providers.catalog import Catalog, PermissionSet
 from elevate.settings import Settings
@@ -37,17 +37,25 @@ class IdentityCenterProvider(Catalog):
     def validate(self) -> None:
         """Nothing to check offline: the instance and catalog are read on first use."""
 
-    def start_grant(self, a: Assignment) -> str | None:
-        if self.holds(a):
+    def start_grant(self, a: Assignment, check: bool = True) -> str | None:
+        """Creating an assignment that exists changes nothing at AWS (it holds one per
+        principal, account and permission set), so the read first only saves a call."""
+        if check and self.holds(a):
             return None
         create = self._sso.create_account_assignment
         return _started(lambda: create(**_target(a))["AccountAssignmentCreationStatus"])
 
-    def start_revoke(self, a: Assignment) -> str | None:
-        if not self.holds(a):
+    def start_revoke(self, a: Assignment, check: bool = True) -> str | None:
+        """Deleting an assignment that is gone answers ResourceNotFound: nothing to wait for."""
+        if check and not self.holds(a):
             return None
         delete = self._sso.delete_account_assignment
-        return _started(lambda: delete(**_target(a))["AccountAssignmentDeletionStatus"])
+        try:
+            return _started(lambda: delete(**_target(a))["AccountAssignmentDeletionStatus"])
+        except ClientError as err:
+            if error_code(err) == "ResourceNotFoundException":
+                return None
+            raise
 
     def grant_status(self, scope: str, operation_id: str) -> Operation:
         return _operation(
@@ -64,9 +72,18 @@ class IdentityCenterProvider(Catalog):
         )
 
     def holds(self, a: Assignment) -> bool:
+        """The principal's own assignments in the account: one page in practice, where listing
+        the account and permission set pages through everyone who holds it."""
+        pages = self._sso.get_paginator("list_account_assignments_for_principal").paginate(
+            InstanceArn=a.instance_arn,
+            PrincipalId=a.principal_id,
+            PrincipalType=a.principal_type,
+            Filter={"AccountId": a.account_id},
+        )
         return any(
-            x["PrincipalId"] == a.principal_id and x["PrincipalType"] == a.principal_type
-            for x in self._assignments(a.instance_arn, a.account_id, a.permission_set_arn)
+            x["PermissionSetArn"] == a.permission_set_arn and x["AccountId"] == a.account_id
+            for page in pages
+            for x in page["AccountAssignments"]
         )
 
     def holders(self, account_id: str, pset: PermissionSet) -> list[str]:

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.assignments import AssignmentActivities
-from elevate.contracts import Assignment, VerifyInput, WaitInput
+from elevate.contracts import Assignment, KnownAssignment, VerifyInput, WaitInput
 from elevate.providers.identity_center import IdentityCenterProvider
 from elevate.settings import Settings
 
@@ -24,8 +24,16 @@ PRINCIPAL = "90676e2b5c-4f1a2b3c-0000-0000-0000-000000000001"
 OTHER_PRINCIPAL = "90676e2b5c-4f1a2b3c-0000-0000-0000-000000000002"
 REQUEST_ID = "b2a7c7e0-1d2f-4c9e-9a43-5e4e5f6a7b8c"
 
+OTHER_SET = "arn:aws:sso:::permissionSet/ssoins-1111222233334444/ps-eeeeffff00001111"
+
 A = Assignment(INSTANCE, ACCOUNT, PERMISSION_SET, PRINCIPAL)
-LIST_PARAMS = {"InstanceArn": INSTANCE, "AccountId": ACCOUNT, "PermissionSetArn": PERMISSION_SET}
+KNOWN = KnownAssignment(INSTANCE, ACCOUNT, PERMISSION_SET, PRINCIPAL, known=True)
+LIST_PARAMS = {
+    "InstanceArn": INSTANCE,
+    "PrincipalId": PRINCIPAL,
+    "PrincipalType": "USER",
+    "Filter": {"AccountId": ACCOUNT},
+}
 TARGET = {
     "InstanceArn": INSTANCE,
     "TargetId": ACCOUNT,
@@ -61,17 +69,20 @@ def env() -> ActivityEnvironment:
 
 
 def listed(stub: Stubber, *principals: str) -> None:
-    """list_account_assignments answers with these users assigned."""
+    """These users are assigned the permission set on the account; the read back asks AWS for
+    our principal's assignments in the account, which also lists another permission set."""
     assignments = [
         {
             "AccountId": ACCOUNT,
-            "PermissionSetArn": PERMISSION_SET,
+            "PermissionSetArn": arn,
             "PrincipalType": "USER",
-            "PrincipalId": p,
+            "PrincipalId": PRINCIPAL,
         }
-        for p in principals
+        for arn in [OTHER_SET] + ([PERMISSION_SET] if PRINCIPAL in principals else [])
     ]
-    stub.add_response("list_account_assignments", {"AccountAssignments": assignments}, LIST_PARAMS)
+    stub.add_response(
+        "list_account_assignments_for_principal", {"AccountAssignments": assignments}, LIST_PARAMS
+    )
 
 
 def operation(key: str, status: str, reason: str | None = None) -> dict[str, Any]:
@@ -206,3 +217,44 @@ def test_delete_returns_operation_and_read_back_waits_until_gone(env, stub, ic):
     assert err.type == "AssignmentMismatch"
     assert not err.non_retryable
     env.run(ic.verify_assignment, VerifyInput(A, present=False))  # retried: now it is gone
+
+
+def test_an_owner_that_knows_it_is_absent_creates_without_reading_first(env, stub, ic):
+    create_starts(stub)  # no list queued: a read would fail
+
+    assert env.run(ic.create_assignment, KNOWN) == REQUEST_ID
+
+
+def test_an_owner_that_knows_it_is_present_deletes_without_reading_first(env, stub, ic):
+    stub.add_response(
+        "delete_account_assignment",
+        operation("AccountAssignmentDeletionStatus", "IN_PROGRESS"),
+        TARGET,
+    )
+
+    assert env.run(ic.delete_assignment, KNOWN) == REQUEST_ID
+
+
+def test_a_known_delete_of_an_assignment_already_gone_does_nothing(env, stub, ic):
+    stub.add_client_error(
+        "delete_account_assignment",
+        service_error_code="ResourceNotFoundException",
+        service_message="Assignment not found",
+        expected_params=TARGET,
+    )
+
+    assert env.run(ic.delete_assignment, KNOWN) is None
+
+
+def test_a_known_delete_that_aws_refuses_is_permanent(env, stub, ic):
+    stub.add_client_error(
+        "delete_account_assignment",
+        service_error_code="AccessDeniedException",
+        service_message="User is not authorized to perform DeleteAccountAssignment",
+        expected_params=TARGET,
+    )
+
+    err = failure_of(env, ic.delete_assignment, KNOWN)
+
+    assert err.non_retryable
+    assert err.type == "AccessDeniedException"
