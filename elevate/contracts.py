@@ -100,6 +100,9 @@ class AccessRequestInput:
     lease_grace: timedelta = LEASE_GRACE
     # Slack approvals were configured when the request was made: its messages are sent.
     slack_app: bool = False
+    # The notification channels configured when it was made ("webhook", "slack"): only those
+    # get an activity per event. None (inputs recorded before it): both, as before.
+    channels: list[str] | None = None
 
 
 @dataclass

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     def message_keys(self) -> list[str]:
         return [k.strip() for k in (self.message_key or "").split(",") if k.strip()]
 
+    def notification_channels(self) -> list[str]:
+        """The channels a request made now notifies ("webhook", "slack"): those with a URL."""
+        urls = {"webhook": self.notify_webhook_url, "slack": self.slack_webhook_url}
+        return [channel for channel, url in urls.items() if url]
+
     def signing_key(self) -> str:
         keys = self.message_keys()
         if not keys:

@@ -63,7 +63,7 @@ class AccessRequestWorkflow(DecisionHandlers):
         self._extension: PendingExtension | None = None
         self._end_version = 0  # bumped when an extension moves end_at
         self._ending = False  # end_at has passed: no more extensions
-        self._notices = Notices(inp.request_id, inp.ending_soon_lead, inp.slack_app)
+        self._notices = Notices(inp.request_id, inp.ending_soon_lead, inp.slack_app, inp.channels)
 
     @workflow.run
     async def run(self, inp: AccessRequestInput) -> str:

@@ -47,8 +47,16 @@ class Notices:
     heads-up could no longer come `lead` ahead, and `active` already said when access ends.
     """
 
-    def __init__(self, request_id: str, lead: timedelta, slack_app: bool = False) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        lead: timedelta,
+        slack_app: bool = False,
+        channels: list[str] | None = None,
+    ) -> None:
         self._request_id = request_id
+        # None: a request made before the API said which channels it had (both, as then).
+        self._channels = None if channels is None else frozenset(channels)
         self._lead = lead
         self._slack_app = slack_app  # only requests made with Slack approvals configured
         self._handles: list[workflow.ActivityHandle[None]] = []
@@ -63,12 +71,17 @@ class Notices:
         if not workflow.patched(NOTIFY_PATCH):
             return
         # Separate activities: a channel that is down is retried without repeating the other.
-        self._handles.append(notify(NotifyActivities.send_notification, n))
-        if workflow.patched(SLACK_PATCH):
+        # A channel nobody configured costs nothing: no activity at all.
+        if self._wants("webhook"):
+            self._handles.append(notify(NotifyActivities.send_notification, n))
+        if self._wants("slack") and workflow.patched(SLACK_PATCH):
             self._handles.append(notify(NotifyActivities.send_slack_notification, n))
         # ending_soon changes nothing an approval message shows.
         if self._slack_app and n.event != "ending_soon" and workflow.patched(SLACK_APP_PATCH):
             self._handles.append(notify(SlackActivities.send_slack_approval, n))
+
+    def _wants(self, channel: str) -> bool:
+        return self._channels is None or channel in self._channels
 
     def approval_counted(self) -> None:
         """An approval short of the quorum: only the Slack messages show the new count."""

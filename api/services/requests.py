@@ -215,6 +215,7 @@ def create_request(
         ending_soon_lead=settings.notify_ending_soon_lead,
         lease_grace=settings.lease_grace,
         slack_app=slack.configured(settings),
+        channels=settings.notification_channels(),
     )
     try:
         memo = {"justification": body.justification, "ticket": body.ticket}

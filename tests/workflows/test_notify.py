@@ -190,3 +190,29 @@ async def test_a_failing_channel_holds_up_neither_the_lifecycle_nor_the_other(
     assert r.revoked_at - r.end_at < timedelta(seconds=5)
     assert len(bad.received) > 5  # tried, and retried, without success
     assert len(good.received) == 5  # the other channel's deliveries were not sent again
+
+
+async def scheduled_types(handle: WorkflowHandle[object, object]) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+@pytest.mark.parametrize("channels", [["slack"], []])
+async def test_only_the_channels_configured_at_the_request_are_notified(
+    env, engine, org, sso, worker_for, channels
+):
+    inp = new_request(engine, org, account="sandbox", duration=timedelta(hours=1))
+    inp.channels = channels  # the API's settings had only these URLs
+    with webhook_sink() as hook, webhook_sink() as slack:
+        async with worker_for(settings=_settings(hook.url, slack.url)):
+            handle = await approved(env, inp)
+            assert await handle.result() == "ended"
+    assert hook.events() == []
+    assert len(slack.received) == (5 if channels else 0)
+    # An unconfigured channel costs no activity either, not one that finds no URL.
+    types = await scheduled_types(handle)
+    assert "send_notification" not in types
+    assert types.count("send_slack_notification") == (5 if channels else 0)
