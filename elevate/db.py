@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
+from elevate import counters  # noqa: F401 - every Session keeps the metric counters
 from elevate.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -183,3 +183,13 @@ class SlackMessage(SQLModel, table=True):
     )
     # The request's updated_at the message shows: an older state is never written over a newer.
     shown_at: datetime | None = _ts()
+
+
+class MetricCount(SQLModel, table=True):
+    """A pre-aggregated metric (elevate/counters.py): /metrics reads these, not the requests."""
+
+    __tablename__ = "metric_counts"
+
+    name: str = Field(primary_key=True, max_length=64)
+    label: str = Field(primary_key=True, max_length=64)
+    value: float = 0.0
