@@ -98,9 +98,13 @@ def start_temporal(
     return proc
 
 
-def start_moto(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+def start_moto(
+    port: int, log: Path | None = None, managed_policies: bool = True
+) -> subprocess.Popen[bytes]:
+    """`managed_policies=False` for a bench that makes many accounts and reads no IAM: moto
+    loads every AWS managed policy into each new account, seconds per account."""
     # AWS managed policies (arn:aws:iam::aws:policy/...) exist only when moto loads them.
-    env = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    env = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if managed_policies else "false"}
     # moto_server, patched to provision permission sets as AWS does (the sweep walks them).
     serve = [sys.executable, "-m", "elevate.devstack.moto_fidelity"]
     proc = spawn([*serve, "-H", "127.0.0.1", "-p", str(port)], env, log)
