@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
@@ -28,7 +30,17 @@ from workflows.audit_checkpoint import WORKFLOW_ID as AUDIT_CHECKPOINT_ID
 from workflows.audit_checkpoint import AuditCheckpointWorkflow
 
 _VERDICTS = {"Conflict": Conflict, "NotAllowed": NotAllowed}
-# API.md "Outages": an action answers within 15 s; past that nothing was recorded.
+log = logging.getLogger("elevate.api")
+
+
+def _refused(err: WorkflowUpdateFailedError) -> Exception:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in _VERDICTS:
+        return _VERDICTS[cause.type](cause.message)
+    return Conflict(f"the request refused this action: {cause}")
+
+
+# API.md "Outages": an action answers within 15 s; a 503 means nothing was recorded.
 ACTION_TIMEOUT = 15.0
 
 
@@ -104,19 +116,31 @@ class TemporalGateway:
         # covers the deadline too.
         arg = dataclasses.replace(arg, deadline=utcnow() + timedelta(seconds=ACTION_TIMEOUT))
         arg = proof.seal(arg, update.__name__, workflow_id, self._settings.signing_key())
+        began = asyncio.get_running_loop().time()
         try:
-            await asyncio.wait_for(handle.execute_update(update, arg), ACTION_TIMEOUT)
+            # Accepted: the validator passed within the deadline, so the action is taken and
+            # the workflow will record it, however long its projection write then waits.
+            accepted = await asyncio.wait_for(
+                handle.start_update(update, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED),
+                ACTION_TIMEOUT,
+            )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
             raise Unavailable(
                 "the request's workflow did not take the action in time (no worker is running, "
                 "or Temporal is not answering); nothing was recorded, try again"
             ) from err
         except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type in _VERDICTS:
-                raise _VERDICTS[cause.type](cause.message) from err
-            raise Conflict(f"the request refused this action: {cause}") from err
+            raise _refused(err) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise Conflict("the request has finished; nothing can change it now") from err
             raise Unavailable(f"Temporal is not answering: {err}", "temporal_unavailable") from err
+        left = max(1.0, ACTION_TIMEOUT - (asyncio.get_running_loop().time() - began))
+        try:
+            await asyncio.wait_for(accepted.result(), left)
+        except WorkflowUpdateFailedError as err:
+            raise _refused(err) from err
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
+            # Taken, not yet in the database: never a 503, which would say "nothing was
+            # recorded"; the caller gets the request as it is stored now.
+            log.warning("%s of %s accepted, not recorded yet", update.__name__, workflow_id)
