@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
+import secrets
 import sqlite3
 import tempfile
 import threading
@@ -38,12 +40,15 @@ _HOP = {"host", "content-length", "transfer-encoding", "connection"}
 
 
 class BudgetProxy:
-    """Forwards to moto; counts calls per second; a token bucket at `rate` (one second of
-    burst) answers ThrottlingException to what is above it, as AWS does."""
+    """Forwards to moto; counts calls per second and per operation (X-Amz-Target, e.g.
+    `SWBExternalService.CreateAccountAssignment`); a token bucket at `rate` (one second of
+    burst; `math.inf`: none) answers ThrottlingException to what is above it, as AWS does."""
 
     def __init__(self, upstream: str, rate: float) -> None:
         self.upstream, self.rate = upstream, rate
         self.accepted: Counter[int] = Counter()
+        self.operations: Counter[str] = Counter()  # accepted calls
+        self.refused: Counter[str] = Counter()  # throttled calls
         self.throttled = 0
         self._tokens, self._at = rate, time.monotonic()
         self._lock = threading.Lock()
@@ -52,24 +57,44 @@ class BudgetProxy:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def _admit(self) -> bool:
+    def _admit(self, operation: str = "") -> bool:
         with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
-            self._at = now
-            if self._tokens < 1:
-                self.throttled += 1
-                return False
-            self._tokens -= 1
+            if not math.isinf(self.rate):
+                now = time.monotonic()
+                self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+                self._at = now
+                if self._tokens < 1:
+                    self.throttled += 1
+                    self.refused[operation] += 1
+                    return False
+                self._tokens -= 1
             self.accepted[int(time.time())] += 1
+            self.operations[operation] += 1
             return True
 
-    def max_window(self, seconds: int = 10) -> float:
-        if not self.accepted:
+    def calls(self) -> tuple[Counter[str], Counter[str]]:
+        """Copies of the accepted and the throttled calls per operation, to subtract earlier
+        copies from."""
+        with self._lock:
+            return Counter(self.operations), Counter(self.refused)
+
+    def max_window(
+        self, seconds: int = 10, since: float | None = None, until: float | None = None
+    ) -> float:
+        """The most calls/s over any `seconds`-long window (within [since, until] if given)."""
+        with self._lock:
+            accepted = Counter(
+                {
+                    t: n
+                    for t, n in self.accepted.items()
+                    if (since is None or t >= int(since)) and (until is None or t <= until)
+                }
+            )
+        if not accepted:
             return 0.0
-        first, last = min(self.accepted), max(self.accepted)
+        first, last = min(accepted), max(accepted)
         sums = (
-            sum(self.accepted[t] for t in range(s, s + seconds))
+            sum(accepted[t] for t in range(s, s + seconds))
             for s in range(first, max(first, last - seconds + 1) + 1)
         )
         return max(sums) / seconds
@@ -83,7 +108,7 @@ class BudgetProxy:
 
             def _any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                if not proxy._admit():
+                if not proxy._admit(self.headers.get("x-amz-target", "")):
                     code = "ThrottlingException"
                     payload = json.dumps({"__type": code, "message": "Rate exceeded"}).encode()
                     head = {"content-type": "application/x-amz-json-1.1", "x-amzn-errortype": code}
@@ -147,7 +172,10 @@ def main(args: argparse.Namespace) -> None:
     key = work / "key.pem"
     jwks = ensure_dev_key(key)
     tport, uiport, mport, aport = (processes.free_port() for _ in range(4))
-    procs = [processes.start_temporal(tport, uiport, work / "t.db"), processes.start_moto(mport)]
+    procs = [
+        processes.start_temporal(tport, uiport, work / "t.db"),
+        processes.start_moto(mport, managed_policies=False),
+    ]
     moto = processes.aws_env(mport)
     os.environ.update(moto)
     t = time.monotonic()
@@ -165,6 +193,7 @@ def main(args: argparse.Namespace) -> None:
         "ELEVATE_DATABASE_URL": f"sqlite:///{work}/e.db",
         "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{tport}",
         "ELEVATE_AUTH_JWKS_URL": str(jwks),
+        "ELEVATE_MESSAGE_KEY": secrets.token_hex(32),
         "ELEVATE_AWS_MAX_CALLS_PER_SECOND": str(args.budget),
         "ELEVATE_RECONCILE_INTERVAL": f"PT{args.interval}S",
         "ELEVATE_RECONCILE_PERMISSION_SETS": ",".join(f"Managed{k:02d}" for k in range(args.sets)),
