@@ -63,7 +63,8 @@ MAX_CONCURRENT_ACTIVITIES = 16
 LANE_SHARES: dict[Lane, float] = {"revoke": 0.5, "grant": 0.3, "sweep": 0.2}
 # An assignment activity makes at most two sso-admin calls (a read, only when the owner does not
 # know the state, then create or delete; the status poll and the read-back make one), so a lane
-# starts at most share / 2 activities a second. The reconciler's activities make many calls each and pace themselves at their share.
+# starts at most share / 2 activities a second. The reconciler's activities make many calls
+# each and pace themselves at their share.
 CALLS_PER_ACTIVITY = 2
 SWEEP_ACTIVITIES_PER_SECOND = 1.0
 MAX_SLICE = timedelta(minutes=4)  # within the sweep activities' 10-minute timeout
@@ -203,6 +204,7 @@ def build_worker(
         ],
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
     return Fleet([main, *(lane_worker(client, settings, executor, k, v) for k, v in lanes.items())])
 

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     ui_dev_login: bool = False
     ui_dev_users: Path | None = None
 
+    # Workflows a worker keeps in memory between their tasks; one evicted replays its history
+    # when it next wakes. Bounds the worker's memory however many requests are active.
+    worker_max_cached_workflows: int = Field(default=300, ge=0)
     # The worker serves Prometheus metrics (Temporal SDK's and elevate's) here; 0 turns it off.
     worker_metrics_port: int = 9464
     # json: one JSON object per line; plain: for a terminal; auto: plain on a terminal.

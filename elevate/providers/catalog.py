@@ -163,7 +163,11 @@ class Catalog:
         return None
 
     def user_id(self, username: str) -> str | None:
-        """The identity-store user whose UserName is `username`, or None."""
+        """The identity-store user whose UserName is `username`, or None; cached like the
+        catalog (a user added to Identity Center is known within `catalog_ttl_seconds`)."""
+        return self._cached(f"user-id:{username}", lambda: self._load_user_id(username))  # type: ignore[no-any-return]
+
+    def _load_user_id(self, username: str) -> str | None:
         ids = self._client("identitystore")
         try:
             found = ids.get_user_id(

@@ -103,6 +103,9 @@ class IdentityCenterProvider(Catalog):
     # --- ending live sessions (the inline policy of a permission set) ---------------------
 
     def username_of(self, principal_id: str) -> str:
+        return self._cached(f"username:{principal_id}", lambda: self._load_username(principal_id))  # type: ignore[no-any-return]
+
+    def _load_username(self, principal_id: str) -> str:
         ids = self._client("identitystore")
         user = ids.describe_user(
             IdentityStoreId=self.instance().identity_store_id, UserId=principal_id
@@ -110,6 +113,11 @@ class IdentityCenterProvider(Catalog):
         return str(user["UserName"])
 
     def session_duration(self, instance: str, pset_arn: str) -> str:
+        """Cached like the catalog: every revoke asks, the answer rarely changes."""
+        load = lambda: self._load_session_duration(instance, pset_arn)  # noqa: E731
+        return self._cached(f"session-duration:{pset_arn}", load)  # type: ignore[no-any-return]
+
+    def _load_session_duration(self, instance: str, pset_arn: str) -> str:
         described = self._sso.describe_permission_set(
             InstanceArn=instance, PermissionSetArn=pset_arn
         )
