@@ -199,7 +199,7 @@ def wrk(url: str, clients: int, seconds: float, headers: dict[str, str]) -> dict
     units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
     def ms(label: str) -> float:
-        value = re.search(rf"^\s+{label}\s+([0-9.]+)(us|ms|s)$", out, re.M)
+        value = re.search(rf"^\s+{label}\s+([0-9.]+)(us|ms|s)\s*$", out, re.M)
         assert value, out
         return float(value.group(1)) * units[value.group(2)]
 
