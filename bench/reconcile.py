@@ -174,7 +174,7 @@ def main(args: argparse.Namespace) -> None:
     tport, uiport, mport, aport = (processes.free_port() for _ in range(4))
     procs = [
         processes.start_temporal(tport, uiport, work / "t.db"),
-        processes.start_moto(mport, managed_policies=False),
+        processes.start_moto(mport, work / "moto.log", managed_policies=False),
     ]
     moto = processes.aws_env(mport)
     os.environ.update(moto)
@@ -247,7 +247,9 @@ def request_access(base: str, key: Path, org: Any, n: int) -> int:
     alice, carol = tok("alice@example.com"), tok("carol@example.com")
     names = ["prod", "staging", "sandbox"]
     ids = []
-    with httpx.Client(base_url=base, timeout=30) as c:
+    # The first request loads the catalog: at 1,000 accounts over a budget of a few calls per
+    # second (Organizations' ListParents per account), that takes minutes.
+    with httpx.Client(base_url=base, timeout=600) as c:
         for i in range(n):
             body = {
                 "account_id": org.accounts[names[i % len(names)]],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,55 +85,43 @@ class Catalog:
         return self._cached("accounts", self._load_accounts, refresh)  # type: ignore[no-any-return]
 
     def _load_accounts(self) -> list[Account]:
+        """Walks the OU tree: a few calls per OU, where asking each account for its parent
+        cost one call per account (a thousand accounts, a thousand calls per load)."""
         orgs = self._client("organizations")
-        parents: dict[str, tuple[str, str]] = {}  # child -> (parent id, parent's path)
         result = []
-        for page in orgs.get_paginator("list_accounts").paginate():
-            for acct in page["Accounts"]:
-                if acct.get("Status", "ACTIVE") != "ACTIVE":
-                    continue
-                chain = self._chain(acct["Id"], parents)
-                path = parents[acct["Id"]][1]
-                result.append(Account(acct["Id"], acct["Name"], path, chain))
+        for parent_id, path, chain in self._walk():
+            pages = orgs.get_paginator("list_accounts_for_parent").paginate(ParentId=parent_id)
+            for page in pages:
+                for acct in page["Accounts"]:
+                    if acct.get("Status", "ACTIVE") == "ACTIVE":
+                        result.append(Account(acct["Id"], acct["Name"], path, chain))
         return sorted(result, key=lambda a: a.name)
 
-    def _chain(self, child_id: str, parents: dict[str, tuple[str, str]]) -> tuple[str, ...]:
-        """The OU ids above `child_id`, nearest first, ending with the root's id."""
+    def _walk(self) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+        """Every root and OU: its id, its path, and the ids above and including it, nearest
+        first and ending with the root's."""
         orgs = self._client("organizations")
-        if child_id not in parents:
-            parent = orgs.list_parents(ChildId=child_id)["Parents"][0]
-            if parent["Type"] == "ROOT":
-                parents[child_id] = (parent["Id"], "/")
-            else:
-                self._chain(parent["Id"], parents)
-                ou = orgs.describe_organizational_unit(OrganizationalUnitId=parent["Id"])
-                above = parents[parent["Id"]][1].rstrip("/")
-                parents[child_id] = (parent["Id"], f"{above}/{ou['OrganizationalUnit']['Name']}")
-        parent_id = parents[child_id][0]
-        return (
-            (parent_id,)
-            if parent_id.startswith("r-")
-            else (parent_id, *self._chain(parent_id, parents))
-        )
+        roots = orgs.list_roots()["Roots"]
+        pending: list[tuple[str, str, tuple[str, ...]]] = [
+            (r["Id"], "/", (r["Id"],)) for r in roots
+        ]
+        while pending:
+            parent_id, path, chain = pending.pop()
+            yield parent_id, path, chain
+            pages = orgs.get_paginator("list_organizational_units_for_parent").paginate(
+                ParentId=parent_id
+            )
+            for page in pages:
+                for ou in page["OrganizationalUnits"]:
+                    below = f"{path.rstrip('/')}/{ou['Name']}"
+                    pending.append((ou["Id"], below, (ou["Id"], *chain)))
 
     def ous(self, refresh: bool = False) -> dict[str, str]:
         """Every OU id (and the root id) of the organization, with its path."""
         return self._cached("ous", self._load_ous, refresh)  # type: ignore[no-any-return]
 
     def _load_ous(self) -> dict[str, str]:
-        orgs = self._client("organizations")
-        found: dict[str, str] = {}
-        pending = [(root["Id"], "/") for root in orgs.list_roots()["Roots"]]
-        while pending:
-            parent_id, path = pending.pop()
-            found[parent_id] = path
-            pages = orgs.get_paginator("list_organizational_units_for_parent").paginate(
-                ParentId=parent_id
-            )
-            for page in pages:
-                for ou in page["OrganizationalUnits"]:
-                    pending.append((ou["Id"], f"{path.rstrip('/')}/{ou['Name']}"))
-        return found
+        return {parent_id: path for parent_id, path, _ in self._walk()}
 
     def permission_sets(self, refresh: bool = False) -> list[PermissionSet]:
         return self._cached("permission_sets", self._load_permission_sets, refresh)  # type: ignore[no-any-return]
