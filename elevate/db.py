@@ -23,17 +23,24 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 7_423_001  # PostgreSQL advisory lock id: one migrator at a time
 
 
+# As many connections as the API's thread pool (anyio's 40) can ask for at once: a burst of
+# requests waits for the database, not for a pool slot (30 s, then a 503).
+POOL = {"pool_size": 20, "max_overflow": 20}
+
+
 def make_engine(url: str) -> sa.Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        connect = {"check_same_thread": False, "timeout": 30}
+        pool = POOL if parsed.database and parsed.database != ":memory:" else {}
+        engine = create_engine(url, connect_args=connect, **pool)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, **POOL)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
