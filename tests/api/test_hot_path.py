@@ -244,7 +244,7 @@ def orgs() -> Iterator[Any]:
 def test_concurrent_misses_load_the_catalog_once(orgs: Any) -> None:
     calls: list[str] = []
     orgs.meta.events.register(
-        "before-call.organizations.ListAccounts", lambda **kw: calls.append("list")
+        "before-call.organizations.ListRoots", lambda **kw: calls.append("load")
     )
     catalog = Catalog(Settings(catalog_ttl_seconds=60))
     threads = [
