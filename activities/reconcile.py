@@ -142,10 +142,10 @@ class ReconcileActivities:
         for i, f in enumerate(report.findings):
             verb = {
                 "orphan": _orphan_verb(f.outcome) if acted else "reported",
-                "missing": "regranted" if acted else "reported",
+                "missing": _missing_verb(f.outcome) if acted else "reported",
             }
             if verb[f.kind] is None:
-                continue  # the owner kept it: a request covers it now, nothing was done
+                continue  # the owner kept it, or audits itself what it did
             commit_with_event(
                 lambda: Session(self._engine),
                 lambda _s: None,
@@ -209,7 +209,21 @@ class ReconcileActivities:
                 held[triple] = self._aws(self._provider.holds, a)
             if r.status == Status.ACTIVE.value and not held[triple]:
                 findings.append(Finding("missing", a, r.permission_set, r.id, r.workflow_id))
+        findings = self._still_active(findings)
         return ReconcileReport(_run_id(), inp.mode, started, len(held), findings)
+
+    def _still_active(self, findings: list[Finding]) -> list[Finding]:
+        """Read the database again after AWS: a request revoked while its assignment was read
+        is not missing anything (its owner took the assignment away on purpose)."""
+        if not findings:
+            return findings
+        ids = [f.request_id for f in findings]
+        with Session(self._engine) as session:
+            query = select(AccessRequest.id).where(
+                col(AccessRequest.id).in_(ids), AccessRequest.status == Status.ACTIVE.value
+            )
+            active = set(session.exec(query).all())
+        return [f for f in findings if f.request_id in active]
 
     @activity.defn
     def sweep(self, inp: ReconcileInput) -> SweepSlice:
@@ -274,6 +288,11 @@ class ReconcileActivities:
 def _orphan_verb(outcome: str | None) -> str | None:
     """Audit what the owner did: it revoked, or it has the orphan and has not answered yet."""
     return {None: "revoked", "revoked": "revoked", "pending": "released"}.get(outcome)
+
+
+def _missing_verb(outcome: str | None) -> str | None:
+    """A missing assignment handed to its owner is audited by the owner, if it regrants."""
+    return None if outcome == "handed" else "regranted"
 
 
 def _arn(pset: PermissionSet) -> str:

@@ -283,6 +283,7 @@ class Finding:
     request_workflow_id: str | None = None
     # What the owner did with an orphan handed to it: "revoked", "kept" (a request covers it
     # now) or "pending" (no answer in time); None before the reconciler waited for answers.
+    # A missing one handed to its owner is "handed": the owner audits a regrant it makes.
     outcome: str | None = None
 
 

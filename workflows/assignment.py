@@ -38,6 +38,10 @@ LEASE_ENDS = "lease-ends"
 _TOMBSTONE_TTL = timedelta(days=1)
 # Before this patch an acquire needed no proof that the worker sent it.
 LEASE_PROOF = "lease-proof"
+# Before this patch the reconciler audited every repair it asked for as a regrant, even one the
+# owner skipped because the request had released meanwhile; now the owner audits what it did.
+REPAIR_AUDITED = "repair-audited"
+RECONCILER = "elevate-reconciler"  # the actor of what the owner does on the reconciler's word
 
 
 @workflow.defn
@@ -208,10 +212,26 @@ class AssignmentWorkflow:
         try:
             await self._grant()
             self.state.granted = True
+            if workflow.patched(REPAIR_AUDITED):
+                a = self.state.assignment
+                details: dict[str, object] = {
+                    "account_id": a.account_id,
+                    "permission_set_arn": a.permission_set_arn,
+                    "principal_id": a.principal_id,
+                    "mode": "revoke",
+                }
+                event = EventRecord(
+                    lease.request_id,
+                    str(workflow.uuid4()),
+                    RECONCILER,
+                    "reconcile_missing_regranted",
+                    details,
+                )
+                self._writes.append(record(StoreActivities.record_event, event))
         except ActivityError as err:
-            details: dict[str, object] = {"reason": reason(err)}
+            failure: dict[str, object] = {"reason": reason(err)}
             event = EventRecord(
-                lease.request_id, str(workflow.uuid4()), SYSTEM, "regrant_failed", details
+                lease.request_id, str(workflow.uuid4()), SYSTEM, "regrant_failed", failure
             )
             await store(StoreActivities.record_event, event)
 

@@ -24,6 +24,9 @@ LOST_PATCH = "workflow-lost"
 # Before this patch each run listed every account x managed permission set on the main queue.
 CHECK_SWEEP_PATCH = "check-and-sweep"
 UNSTARTED = "unstarted"  # the mode of the schedule that only fails never-started requests
+# Before this patch a run audited each missing assignment it handed over as regranted; now the
+# owner audits the regrant it really made (none when the request released meanwhile).
+OWNER_AUDITS_REPAIR = "owner-audits-repair"
 # How long a run waits for the owners' answers, to audit what they really did.
 ANSWER_WAIT = timedelta(seconds=30)
 _RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
@@ -100,6 +103,8 @@ class ReconcileWorkflow:
                 lease = LeaseInput(
                     f.request_id or "", f.request_workflow_id or "", f.assignment, repair=True
                 )
+                if workflow.patched(OWNER_AUDITS_REPAIR):
+                    f.outcome = "handed"  # the owner audits what it does with it
             await message(LeaseActivities.send_lease, lease)
         if v2 and released:
             await self._outcomes(released)

@@ -122,3 +122,51 @@ def test_every_covering_request_is_checked_every_run(engine, org) -> None:
     assert lost_id in missing
     assert held_id not in missing
     assert report.checked >= 2
+
+
+class RevokedWhileRead(IdentityCenterProvider):
+    """The request is revoked while its assignment is read: AWS answers "gone" because its
+    owner just took it away, and the row has left `active` by the time the read returns."""
+
+    def __init__(self, settings: Settings, engine: sa.Engine, request_id: str) -> None:
+        super().__init__(settings)
+        self._engine, self._request_id = engine, request_id
+
+    def holds(self, a: Assignment) -> bool:
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE access_requests SET status = 'revoking' WHERE id = :id"),
+                {"id": self._request_id},
+            )
+        return False
+
+
+def test_a_request_revoked_during_the_check_is_not_missing_anything(engine, org) -> None:
+    rid = _active(engine, org, "staging", f"leaving-{uuid.uuid4()}")
+    acts = _activities(engine, RevokedWhileRead(Settings(), engine, rid))
+
+    report = ActivityEnvironment().run(acts.check, REPORT)
+
+    assert rid not in {f.request_id for f in report.findings}
+
+
+def test_a_repair_handed_to_the_owner_is_not_audited_by_the_run(engine, org) -> None:
+    """The owner audits the regrant it makes; the run only lists the finding."""
+    principal = f"lost-{uuid.uuid4()}"
+    rid = _active(engine, org, "staging", principal)
+    acts = _activities(engine, IdentityCenterProvider(Settings()))
+    report = ActivityEnvironment().run(acts.check, ReconcileInput("revoke"))
+    (finding,) = [f for f in report.findings if f.request_id == rid]
+    finding.outcome = "handed"
+
+    acts.record_run(report)
+
+    with engine.connect() as conn:
+        actions = conn.execute(
+            sa.text("SELECT action FROM audit_events WHERE request_id = :id"), {"id": rid}
+        ).scalars()
+        assert list(actions) == []
+        (findings,) = conn.execute(
+            sa.text("SELECT findings FROM reconcile_runs WHERE id = :id"), {"id": report.run_id}
+        ).one()
+    assert rid in str(findings)

@@ -65,6 +65,15 @@ def test_missing_assignment_of_an_active_request_is_granted_again(any_stack: Sta
         stack.unassign_directly("staging", "ReadOnly", ERIN)
         assert not stack.assigned("staging", "ReadOnly", ERIN)
         wait_for(lambda: stack.assigned("staging", "ReadOnly", ERIN), 45, 0.2)
+    with stack.client(AUDREY) as c:
+
+        def regrants() -> list[dict]:
+            events = c.get("/v1/audit", params={"request_id": rid}).json()["items"]
+            return [e for e in events if e["action"] == "reconcile_missing_regranted"]
+
+        found = wait_for(regrants, 10)  # the owner writes it just after the grant
+    assert found[0]["actor"] == "elevate-reconciler"
+    with stack.client(ERIN) as c:
         assert c.post(f"/v1/requests/{rid}/revoke").status_code == 200
         wait_for(lambda: c.get(f"/v1/requests/{rid}").json()["status"] == "revoked", 20)
     assert not stack.assigned("staging", "ReadOnly", ERIN)

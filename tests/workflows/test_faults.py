@@ -160,7 +160,10 @@ async def test_revoke_is_retried_until_aws_allows_it(env, engine, org, sso, work
     assert not assigned(sso, inp)
     events = audit(engine, inp.request_id)
     trail = [e.action for e in events]
-    assert trail[-5:] == ["revoking"] + ["revoke_failed"] * 3 + ["ended"]
+    # The owner revokes before the projection says `revoking` (a revoke never waits for the
+    # database), so its first refusal may be recorded either side of that write.
+    assert sorted(trail[-5:-1]) == ["revoke_failed"] * 3 + ["revoking"]
+    assert trail[-1] == "ended"
     failed = [e for e in events if e.action == "revoke_failed"]
     assert all("not authorized" in e.details["reason"] for e in failed)
 

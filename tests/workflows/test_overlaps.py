@@ -12,7 +12,7 @@ from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from elevate.contracts import Actor, Assignment, DecisionInput, LeaseInput, assignment_workflow_id
 from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
-from tests.workflows.test_lifecycle import assigned, row
+from tests.workflows.test_lifecycle import actions, assigned, row
 from workflows.access_request import AccessRequestWorkflow
 
 CAROL = Actor("carol@example.com", ["elevate-approvers"])
@@ -130,3 +130,35 @@ async def test_a_stale_repair_does_not_grant_again(env, engine, org, sso, worker
         await asyncio.wait_for(owner.result(), 10)  # holds no lease, so it ends
         assert not assigned(sso, a)
         assert await hb.result() == "ended"
+    assert "reconcile_missing_regranted" not in actions(engine, a.request_id)  # nothing was
+
+
+async def test_a_repair_of_an_active_request_grants_again_and_is_audited(
+    env, engine, org, sso, worker_for
+):
+    a = new_request(
+        engine, org, duration=timedelta(hours=2), account="staging", username="dave@example.com"
+    )
+    async with worker_for():
+        ha = await approved(env, a)
+        await until(engine, a.request_id, "active")
+        x = a.assignment
+        sso.delete_account_assignment(
+            InstanceArn=x.instance_arn,
+            TargetId=x.account_id,
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=x.permission_set_arn,
+            PrincipalType=x.principal_type,
+            PrincipalId=x.principal_id,
+        )  # someone removed it at AWS
+        assert not assigned(sso, a)
+        repair = LeaseInput(a.request_id, ha.id, x, repair=True)
+        await LeaseActivities(env.client, TASK_QUEUE).send_lease(repair)
+        for _ in range(400):
+            if "reconcile_missing_regranted" in actions(engine, a.request_id):
+                break
+            await asyncio.sleep(0.02)
+        assert assigned(sso, a)
+        assert actions(engine, a.request_id).count("reconcile_missing_regranted") == 1
+        assert await ha.result() == "ended"
+    assert not assigned(sso, a)
