@@ -97,22 +97,24 @@ def commit_with_event(
     """Run `apply(session)` and append its event in one transaction.
 
     Returns False when an event with `dedupe_key` exists already (a retried activity), in which
-    case nothing is changed. Retries when another writer took the same `seq`.
+    case nothing is changed. Retries when another writer took the same `seq`: that conflict
+    shows at any flush, the commit's or one that reading the chain's end makes (after `apply`
+    staged an event of its own), so the whole transaction is the unit that is tried again.
     """
     for _ in range(_MAX_TRIES):
         with session_factory() as session:
-            if already_recorded(session, dedupe_key):
-                return False
-            apply(session)
-            stage_event(
-                session,
-                actor=actor,
-                action=action,
-                request_id=request_id,
-                details=details,
-                dedupe_key=dedupe_key,
-            )
             try:
+                if already_recorded(session, dedupe_key):
+                    return False
+                apply(session)
+                stage_event(
+                    session,
+                    actor=actor,
+                    action=action,
+                    request_id=request_id,
+                    details=details,
+                    dedupe_key=dedupe_key,
+                )
                 session.commit()
                 return True
             except IntegrityError:

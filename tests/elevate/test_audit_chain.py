@@ -20,7 +20,14 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, select
 
-from elevate.audit import GENESIS, VerifyResult, commit_with_event, event_hash, verify
+from elevate.audit import (
+    GENESIS,
+    VerifyResult,
+    commit_with_event,
+    event_hash,
+    stage_event,
+    verify,
+)
 from elevate.db import make_engine, migrate
 from elevate.models import AuditEvent
 
@@ -297,7 +304,21 @@ def test_an_empty_trail_verifies(tmp_path: Path) -> None:
     empty.dispose()
 
 
-def test_concurrent_appends_never_fork_the_chain(engine: sa.Engine) -> None:
+def append_pairs(engine: sa.Engine, n: int, actor: str) -> None:
+    """Transactions of two events, the first staged by the change itself (as deleting the last
+    policy stages `policy_deleted` before `bootstrap_restored`)."""
+    for i in range(n):
+
+        def apply(s: Session, i: int = i) -> None:
+            stage_event(s, actor=actor, action="chain_test", details={"i": i, "first": True})
+
+        commit_with_event(
+            lambda: Session(engine), apply, actor=actor, action="chain_test", details={"i": i}
+        )
+
+
+@pytest.mark.parametrize("events_per_commit", [1, 2])
+def test_concurrent_appends_never_fork_the_chain(engine: sa.Engine, events_per_commit: int) -> None:
     threads, each = 8, 25
     actor = f"concurrent-{uuid.uuid4().hex[:12]}@example.com"
     start = threading.Barrier(threads)
@@ -306,7 +327,10 @@ def test_concurrent_appends_never_fork_the_chain(engine: sa.Engine) -> None:
     def writer() -> None:
         try:
             start.wait()
-            append(engine, each, actor)
+            if events_per_commit == 1:
+                append(engine, each, actor)
+            else:
+                append_pairs(engine, each, actor)
         except BaseException as err:  # surfaced below: a thread's exception is otherwise lost
             failures.append(err)
 
@@ -317,7 +341,7 @@ def test_concurrent_appends_never_fork_the_chain(engine: sa.Engine) -> None:
         t.join()
     assert failures == []
     seqs = seqs_of(engine, actor)
-    assert len(seqs) == len(set(seqs)) == threads * each
+    assert len(seqs) == len(set(seqs)) == threads * each * events_per_commit
     result = check(engine)
     assert result.ok, result
     with engine.connect() as conn:
