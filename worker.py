@@ -61,11 +61,11 @@ MAX_CONCURRENT_ACTIVITIES = 16
 # queue's rate across every worker polling it, so the fleet together stays within the budget.
 # Revokes get the largest share, grants the next, the reconciler what is left; shares sum to 1.
 LANE_SHARES: dict[Lane, float] = {"revoke": 0.5, "grant": 0.3, "sweep": 0.2}
-# An assignment activity makes at most two sso-admin calls (a read, only when the owner does not
-# know the state, then create or delete; the status poll and the read-back make one), so a lane
-# starts at most share / 2 activities a second. The reconciler's activities make many calls
-# each and pace themselves at their share.
-CALLS_PER_ACTIVITY = 2
+# An assignment activity makes one sso-admin call: create, delete, one status poll (IN_PROGRESS
+# is a retry) or the read-back. Only after a failed revoke round, when the owner no longer knows
+# the state, does a delete read first (two). So a lane starts at most its share of activities a
+# second. The reconciler's activities make many calls each and pace themselves at their share.
+CALLS_PER_ACTIVITY = 1
 SWEEP_ACTIVITIES_PER_SECOND = 1.0
 MAX_SLICE = timedelta(minutes=4)  # within the sweep activities' 10-minute timeout
 

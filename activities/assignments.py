@@ -6,13 +6,13 @@ histories: keep them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from botocore.exceptions import ClientError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from elevate.contracts import Assignment, KnownAssignment, VerifyInput, WaitInput
 from elevate.providers.aws import NETWORK_ERRORS, ErrorKind, classify, error_code, error_message
@@ -65,17 +65,22 @@ class AssignmentActivities:
         self._wait(lambda: self._provider.revoke_status(inp.instance_arn, inp.operation_id))
 
     def _wait(self, describe: Callable[[], Operation]) -> None:
-        """Poll until the operation leaves IN_PROGRESS; FAILED is permanent, with AWS's reason."""
-        while True:
-            with aws_errors():
-                status = describe()
-            if status.status == "SUCCEEDED":
-                return
-            if status.status == "FAILED":
-                reason = status.reason or "no reason given"
-                raise ApplicationError(reason, type="AssignmentFailed", non_retryable=True)
-            activity.heartbeat(status.status)
-            time.sleep(self._poll_interval)
+        """One poll an attempt: IN_PROGRESS is retried after the poll interval, so every AWS
+        call of a lane is an activity start that its task queue's rate paces (worker.py);
+        FAILED is permanent, with AWS's reason."""
+        with aws_errors():
+            status = describe()
+        if status.status == "SUCCEEDED":
+            return
+        if status.status == "FAILED":
+            reason = status.reason or "no reason given"
+            raise ApplicationError(reason, type="AssignmentFailed", non_retryable=True)
+        raise ApplicationError(
+            f"AWS is still working on it ({status.status})",
+            type="OperationInProgress",
+            next_retry_delay=timedelta(seconds=max(self._poll_interval, 0.01)),
+            category=ApplicationErrorCategory.BENIGN,
+        )
 
     @activity.defn
     def verify_assignment(self, inp: VerifyInput) -> None:

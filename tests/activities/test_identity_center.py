@@ -129,19 +129,23 @@ def test_create_then_wait_until_succeeded(env, stub, ic):
     create_starts(stub)
     creation_status(stub, "IN_PROGRESS")
     creation_status(stub, "SUCCEEDED")
-    beats: list[tuple[Any, ...]] = []
-    env.on_heartbeat = lambda *details: beats.append(details)
 
     assert env.run(ic.create_assignment, A) == REQUEST_ID
+    # One poll an attempt: Temporal retries it, paced by the lane like every other AWS call.
+    err = failure_of(env, ic.wait_assignment_created, WaitInput(INSTANCE, REQUEST_ID))
+    assert err.type == "OperationInProgress"
+    assert not err.non_retryable
+    assert err.next_retry_delay is not None
     env.run(ic.wait_assignment_created, WaitInput(INSTANCE, REQUEST_ID))
-
-    assert beats == [("IN_PROGRESS",)]  # the worker hears from the poll while AWS works
 
 
 def test_failed_creation_is_permanent_with_aws_reason(env, stub, ic):
     creation_status(stub, "IN_PROGRESS")
     creation_status(stub, "FAILED", "Permission set is not provisioned to the account")
 
+    assert not failure_of(
+        env, ic.wait_assignment_created, WaitInput(INSTANCE, REQUEST_ID)
+    ).non_retryable
     err = failure_of(env, ic.wait_assignment_created, WaitInput(INSTANCE, REQUEST_ID))
 
     assert err.type == "AssignmentFailed"
