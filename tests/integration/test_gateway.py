@@ -6,7 +6,6 @@ on waits there, which the session's time-skipping server does not take well."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
