@@ -36,7 +36,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from elevate.contracts import Assignment, assignment_workflow_id
 from elevate.devstack import processes
 from elevate.devstack.keys import ensure_dev_key, mint_token
-from elevate.devstack.seed import USERS, DemoOrg, seed_demo
+from elevate.devstack.seed import USERS, DemoOrg, add_users, seed_demo
 from elevate.providers.aws import client
 
 ACCOUNTS = ("prod", "staging", "sandbox")
@@ -58,17 +58,7 @@ def seed(users: int) -> tuple[DemoOrg, float]:
     """The demo org plus `users` identity-store users bench-00000@example.com …"""
     t = time.monotonic()
     org = seed_demo()
-    ids = client("identitystore", "us-east-1")
-    for i in range(users):
-        name = f"bench-{i:05d}@example.com"
-        made = ids.create_user(
-            IdentityStoreId=org.identity_store_id,
-            UserName=name,
-            DisplayName=f"Bench {i}",
-            Name={"GivenName": "Bench", "FamilyName": str(i)},
-            Emails=[{"Value": name, "Type": "work", "Primary": True}],
-        )
-        org.users[name] = made["UserId"]
+    add_users(org, "bench-", users)
     return org, time.monotonic() - t
 
 

@@ -5,7 +5,7 @@ and permission set (sandbox, ReadOnly) are approved together. The bare shape is 
 defined here (start -> `approve` update -> one grant activity: create, status, read-back ->
 durable sleep -> one revoke activity: delete, status, read-back), run by a worker inside this
 process; elevate is `elevate worker` + `elevate api` in their own processes, driven through the
-API. Both reach moto through a counting proxy (bench/reconcile.py's BudgetProxy); a watcher
+API. Both reach moto through a counting proxy (elevate/devstack/awsproxy.py); a watcher
 process polls moto directly (uncounted) and records when each principal's assignment appears
 and disappears. Prints lifecycles/s, approve -> held and end_at -> gone, AWS calls per
 lifecycle by operation, and elevate against bare with the issue's targets.
@@ -48,7 +48,6 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     import boto3
     import httpx
-    from reconcile import BudgetProxy
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -56,9 +55,10 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from elevate.devstack import processes
+    from elevate.devstack.awsproxy import BudgetProxy
     from elevate.devstack.keys import ensure_dev_key, mint_token
-    from elevate.devstack.seed import DemoOrg, seed_demo
-    from elevate.providers.aws import CLIENT_CONFIG, client
+    from elevate.devstack.seed import DemoOrg, add_users, seed_demo
+    from elevate.providers.aws import CLIENT_CONFIG
     from workflows.options import lane_queue
 
 REGION = "us-east-1"
@@ -583,23 +583,6 @@ def print_budget(side: Side, proxy: BudgetProxy, budget: float) -> None:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def seed_users(org: DemoOrg, n: int) -> dict[str, str]:
-    """n identity-store users: username -> user id."""
-    ids = client("identitystore", REGION)
-    users = {}
-    for i in range(n):
-        name = f"burst{i:04d}@example.com"
-        made = ids.create_user(
-            IdentityStoreId=org.identity_store_id,
-            UserName=name,
-            DisplayName=f"Burst {i}",
-            Name={"GivenName": "Burst", "FamilyName": f"{i:04d}"},
-            Emails=[{"Value": name, "Type": "work", "Primary": True}],
-        )
-        users[name] = made["UserId"]
-    return users
-
-
 async def wait_for_pollers(temporal: Client, queues: list[str], timeout: float = 60) -> None:
     """Until elevate's worker polls every queue: its start-up stays out of the window."""
     deadline = time.monotonic() + timeout
@@ -656,7 +639,7 @@ async def run(args: argparse.Namespace, work: Path, procs: list[Any]) -> None:
     moto = processes.aws_env(mport)
     os.environ.update(moto)
     org = seed_demo()
-    users = seed_users(org, args.n)
+    users = add_users(org, "burst", args.n, REGION)
     proxy = BudgetProxy(moto["AWS_ENDPOINT_URL"], args.budget or math.inf)
     scope = (org.instance_arn, org.accounts["sandbox"], org.permission_sets["ReadOnly"])
     watcher = Watcher(moto["AWS_ENDPOINT_URL"], scope, args.watch)

@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import secrets
 import sqlite3
 import tempfile
-import threading
 import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,106 +28,10 @@ import boto3
 import httpx
 
 from elevate.devstack import processes
+from elevate.devstack.awsproxy import BudgetProxy
 from elevate.devstack.keys import ensure_dev_key, mint_token
 from elevate.devstack.seed import USERS, seed_demo
 from elevate.providers.aws import client
-
-_HOP = {"host", "content-length", "transfer-encoding", "connection"}
-
-
-class BudgetProxy:
-    """Forwards to moto; counts calls per second and per operation (X-Amz-Target, e.g.
-    `SWBExternalService.CreateAccountAssignment`); a token bucket at `rate` (one second of
-    burst; `math.inf`: none) answers ThrottlingException to what is above it, as AWS does."""
-
-    def __init__(self, upstream: str, rate: float) -> None:
-        self.upstream, self.rate = upstream, rate
-        self.accepted: Counter[int] = Counter()
-        self.operations: Counter[str] = Counter()  # accepted calls
-        self.refused: Counter[str] = Counter()  # throttled calls
-        self.throttled = 0
-        self._tokens, self._at = rate, time.monotonic()
-        self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=30)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def _admit(self, operation: str = "") -> bool:
-        with self._lock:
-            if not math.isinf(self.rate):
-                now = time.monotonic()
-                self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
-                self._at = now
-                if self._tokens < 1:
-                    self.throttled += 1
-                    self.refused[operation] += 1
-                    return False
-                self._tokens -= 1
-            self.accepted[int(time.time())] += 1
-            self.operations[operation] += 1
-            return True
-
-    def calls(self) -> tuple[Counter[str], Counter[str]]:
-        """Copies of the accepted and the throttled calls per operation, to subtract earlier
-        copies from."""
-        with self._lock:
-            return Counter(self.operations), Counter(self.refused)
-
-    def max_window(
-        self, seconds: int = 10, since: float | None = None, until: float | None = None
-    ) -> float:
-        """The most calls/s over any `seconds`-long window (within [since, until] if given)."""
-        with self._lock:
-            accepted = Counter(
-                {
-                    t: n
-                    for t, n in self.accepted.items()
-                    if (since is None or t >= int(since)) and (until is None or t <= until)
-                }
-            )
-        if not accepted:
-            return 0.0
-        first, last = min(accepted), max(accepted)
-        sums = (
-            sum(accepted[t] for t in range(s, s + seconds))
-            for s in range(first, max(first, last - seconds + 1) + 1)
-        )
-        return max(sums) / seconds
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: object) -> None:
-                pass
-
-            def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                if not proxy._admit(self.headers.get("x-amz-target", "")):
-                    code = "ThrottlingException"
-                    payload = json.dumps({"__type": code, "message": "Rate exceeded"}).encode()
-                    head = {"content-type": "application/x-amz-json-1.1", "x-amzn-errortype": code}
-                    self._reply(400, head, payload)
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                resp = proxy._http.request(
-                    self.command, proxy.upstream + self.path, headers=headers, content=body
-                )
-                head = {k: v for k, v in resp.headers.items() if k.lower() not in _HOP}
-                self._reply(resp.status_code, head, resp.content)
-
-            def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any  # noqa: N815
-
-        return Handler
 
 
 def seed(args: argparse.Namespace, rng: random.Random) -> tuple[Any, list[tuple[str, str]]]:

@@ -84,18 +84,35 @@ def _seed_accounts(orgs: Any, org: DemoOrg) -> None:
             org.accounts[name] = account_id
 
 
+def add_user(ids: Any, org: DemoOrg, username: str, given: str, family: str, display: str) -> str:
+    """One identity-store user whose work email is the username; its id, also in org.users."""
+    user = ids.create_user(
+        IdentityStoreId=org.identity_store_id,
+        UserName=username,
+        DisplayName=display,
+        Name={"GivenName": given, "FamilyName": family},
+        Emails=[{"Value": username, "Type": "work", "Primary": True}],
+    )
+    org.users[username] = user["UserId"]
+    return str(user["UserId"])
+
+
+def add_users(org: DemoOrg, prefix: str, n: int, region: str = "us-east-1") -> dict[str, str]:
+    """n more users `<prefix>0000@example.com`… (benchmarks): username -> user id."""
+    ids = client("identitystore", region)
+    names = [f"{prefix}{i:05d}@example.com" for i in range(n)]
+    given = prefix.strip("-_.").title()
+    return {
+        name: add_user(ids, org, name, given, f"{i:05d}", f"{given} {i}")
+        for i, name in enumerate(names)
+    }
+
+
 def _seed_people(ids: Any, org: DemoOrg) -> None:
     groups: dict[str, str] = {}
     for username, member_of in USERS.items():
         given = username.split("@")[0].title()
-        user = ids.create_user(
-            IdentityStoreId=org.identity_store_id,
-            UserName=username,
-            DisplayName=given,
-            Name={"GivenName": given, "FamilyName": "Example"},
-            Emails=[{"Value": username, "Type": "work", "Primary": True}],
-        )
-        org.users[username] = user["UserId"]
+        user = {"UserId": add_user(ids, org, username, given, "Example", given)}
         for group in member_of:
             if group not in groups:
                 created = ids.create_group(IdentityStoreId=org.identity_store_id, DisplayName=group)

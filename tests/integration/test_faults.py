@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.faultproxy import FaultProxy
+from elevate.devstack.awsproxy import FaultProxy
 from tests.integration.test_lifecycle import CAROL, request_access, status_of
 from tests.stack import Stack, wait_for
 
