@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query
+from fastapi.concurrency import run_in_threadpool
 
 from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import responses
@@ -75,7 +76,9 @@ def extend_request(
 
 
 def _action(name: str) -> Any:
-    def handler(
+    # Async: the wait for the workflow's decision (up to 15 s) holds neither a thread of the
+    # pool nor a database connection; the checks before and the read after take a thread each.
+    async def handler(
         request_id: str,
         user: CurrentUser,
         session: SessionDep,
@@ -85,7 +88,11 @@ def _action(name: str) -> Any:
         body: OptionalComment = None,
     ) -> Any:
         comment = body.comment if body else None
-        return service.act(session, user, request_id, name, comment, gateway, settings, catalog)
+        update, arg = await run_in_threadpool(
+            service.prepare_act, session, user, request_id, name, comment, settings, catalog
+        )
+        await gateway.update(request_id, update, arg)
+        return await run_in_threadpool(service.acted, session, request_id)
 
     handler.__name__ = f"{name}_request"
     return handler

@@ -385,16 +385,17 @@ def allowed_actions(user: User, row: AccessRequest, catalog: Provider) -> list[s
     return allowed
 
 
-def act(
+def prepare_act(
     session: Session,
     user: User,
     request_id: str,
     action: str,
     comment: str | None,
-    gateway: TemporalGateway,
     settings: Settings,
     catalog: Provider,
-) -> RequestOut:
+) -> tuple[Any, Any]:
+    """The API's checks of an action; the update to send and its input. Holds no connection
+    after it returns: the workflow may take up to 15 s to decide."""
     row = _load(session, request_id)
     _check_visible(user, row)
     _check_action(user, row, action, catalog)
@@ -407,7 +408,27 @@ def act(
         raise Invalid(f"a comment is required to {action}", "comment_required", ["comment"])
     update, input_type = _ACTIONS[action]
     actor = Actor(user.username, list(user.groups), user.is_admin)
-    session.rollback()  # no connection is held while the workflow decides (up to 15 s)
-    anyio.from_thread.run(gateway.update, request_id, update, input_type(actor, comment))
+    session.rollback()  # no connection is held while the workflow decides
+    return update, input_type(actor, comment)
+
+
+def acted(session: Session, request_id: str) -> RequestOut:
+    """The request as stored after an action."""
     session.expire_all()
     return to_resource(session, _load(session, request_id))
+
+
+def act(
+    session: Session,
+    user: User,
+    request_id: str,
+    action: str,
+    comment: str | None,
+    gateway: TemporalGateway,
+    settings: Settings,
+    catalog: Provider,
+) -> RequestOut:
+    """An action from a worker thread (the web app, Slack); the REST route awaits instead."""
+    update, arg = prepare_act(session, user, request_id, action, comment, settings, catalog)
+    anyio.from_thread.run(gateway.update, request_id, update, arg)
+    return acted(session, request_id)
