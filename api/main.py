@@ -104,3 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     web.install(app, settings)
     app.include_router(slack.router)
     return app
+
+
+def served_app() -> FastAPI:
+    """The app of one of several API processes (`elevate api --workers N`): each logs as the
+    first does and makes its own clients and caches."""
+    from elevate.logs import configure
+
+    settings = get_settings()
+    configure(settings)
+    return create_app(settings)

@@ -9,6 +9,7 @@ against a bare Temporal `start_workflow` at the same concurrency, in the same ru
     .venv/bin/python bench/api.py                      # 10k rows, 300 x 20 x 50, 2 s a case
     .venv/bin/python bench/api.py --rows 100000        # the issue's size
     .venv/bin/python bench/api.py --code /tmp/base     # the API from another checkout (before)
+    .venv/bin/python bench/api.py --api-workers 2      # one API process per core
 """
 
 from __future__ import annotations
@@ -302,6 +303,7 @@ def main() -> None:
     ap.add_argument("--policies", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent)
+    ap.add_argument("--api-workers", type=int, default=1, help="elevate api --workers")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="elevate-bench-api-"))
     key = work / "key.pem"
@@ -346,9 +348,11 @@ def main() -> None:
         analyzer.dispose()
         print(
             f"seeded {args.rows} rows, {args.accounts} accounts x {args.psets} sets, "
-            f"{args.policies} policies in {time.perf_counter() - t:.0f} s; code: {args.code}"
+            f"{args.policies} policies in {time.perf_counter() - t:.0f} s; code: {args.code}; "
+            f"API processes: {args.api_workers}"
         )
-        procs.append(spawn_elevate(["api", "--port", str(aport)], env, args.code, work / "api.log"))
+        serve = ["api", "--port", str(aport), "--workers", str(args.api_workers)]
+        procs.append(spawn_elevate(serve, env, args.code, work / "api.log"))
         base = f"http://127.0.0.1:{aport}"
         processes.wait_until(lambda: processes.http_ok(f"{base}/readyz"), "API", 60, procs[-1])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -56,16 +57,32 @@ app.add_typer(db_app, name="db")
 def api(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="ELEVATE_API_WORKERS",
+            help="processes serving the port (one per core; each keeps its own caches)",
+        ),
+    ] = 1,
 ) -> None:
     """Run the REST API."""
     import uvicorn
 
-    from api.main import create_app
+    from api.main import create_app, served_app
     from elevate.logs import configure
 
     configure(get_settings())
     app = create_app()  # checks the provider's configuration against AWS, once
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_config=None)
+    else:  # each process makes its own app (and checks again)
+        if not get_settings().ui_session_secret:
+            # One web session key for the processes, or a cookie signed by one is void at the
+            # next: the processes inherit it from here (and it still ends with them).
+            os.environ["ELEVATE_UI_SESSION_SECRET"] = secrets.token_urlsafe(32)
+        factory = f"{served_app.__module__}:{served_app.__name__}"
+        uvicorn.run(factory, factory=True, workers=workers, host=host, port=port, log_config=None)
 
 
 @app.command()
