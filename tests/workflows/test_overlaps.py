@@ -7,6 +7,8 @@ import threading
 from datetime import timedelta
 
 from temporalio import activity
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
@@ -14,6 +16,7 @@ from elevate.contracts import Actor, Assignment, DecisionInput, LeaseInput, assi
 from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
 from tests.workflows.test_lifecycle import actions, assigned, row
 from workflows.access_request import AccessRequestWorkflow
+from workflows.assignment import AssignmentWorkflow
 
 CAROL = Actor("carol@example.com", ["elevate-approvers"])
 
@@ -162,3 +165,7 @@ async def test_a_repair_of_an_active_request_grants_again_and_is_audited(
         assert actions(engine, a.request_id).count("reconcile_missing_regranted") == 1
         assert await ha.result() == "ended"
     assert not assigned(sso, a)
+    owner = env.client.get_workflow_handle(assignment_workflow_id(x))
+    await asyncio.wait_for(owner.result(), 10)
+    replayer = Replayer(workflows=[AssignmentWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(await owner.fetch_history())  # the audited repair replays
