@@ -33,10 +33,18 @@ _VERDICTS = {"Conflict": Conflict, "NotAllowed": NotAllowed}
 log = logging.getLogger("elevate.api")
 
 
+_LATE = (
+    "the request's workflow did not take the action in time (no worker is running, "
+    "or Temporal is not answering); nothing was recorded, try again"
+)
+
+
 def _refused(err: WorkflowUpdateFailedError) -> Exception:
     cause = err.cause
     if isinstance(cause, ApplicationError) and cause.type in _VERDICTS:
         return _VERDICTS[cause.type](cause.message)
+    if isinstance(cause, ApplicationError) and cause.type == "Expired":
+        return Unavailable(_LATE)  # reached the workflow after its deadline: not taken
     return Conflict(f"the request refused this action: {cause}")
 
 
@@ -128,10 +136,7 @@ class TemporalGateway:
                 ACTION_TIMEOUT,
             )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-            raise Unavailable(
-                "the request's workflow did not take the action in time (no worker is running, "
-                "or Temporal is not answering); nothing was recorded, try again"
-            ) from err
+            raise Unavailable(_LATE) from err
         except WorkflowUpdateFailedError as err:
             raise _refused(err) from err
         except RPCError as err:

@@ -6,6 +6,7 @@ on waits there, which the session's time-skipping server does not take well."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from temporalio import activity, workflow
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -26,10 +27,12 @@ from api.temporal_gateway import TemporalGateway
 from elevate import temporal
 from elevate.settings import Settings
 from tests.stack import Stack
+from workflows.options import check_in_time
 
 pytestmark = pytest.mark.integration
 QUEUE = "test-gateway"
 RECORD_SECONDS = 2.5  # the worker's database write, slower than the API waits
+SLOW_TASK = 0.4  # seconds
 
 
 @dataclass
@@ -52,6 +55,11 @@ def slow_record(actor: str) -> None:
 class SlowToRecord:
     def __init__(self) -> None:
         self.approved_by: str | None = None
+        self.taken = False
+
+    @workflow.query
+    def was_taken(self) -> bool:
+        return self.taken
 
     @workflow.run
     async def run(self) -> str:
@@ -60,6 +68,7 @@ class SlowToRecord:
 
     @workflow.update
     async def approve(self, d: Decision) -> None:
+        self.taken = True
         await workflow.execute_activity(
             slow_record, d.actor, start_to_close_timeout=timedelta(seconds=30)
         )
@@ -67,8 +76,11 @@ class SlowToRecord:
 
     @approve.validator
     def check(self, d: Decision) -> None:
+        check_in_time(d)  # as the real workflows' validators do
         if d.actor == "mallory":
             raise ApplicationError("you are not an approver", type="NotAllowed")
+        if d.actor == "slowpoke":
+            time.sleep(SLOW_TASK)  # a workflow task on a saturated worker
 
 
 @pytest.fixture
@@ -135,3 +147,38 @@ async def test_no_worker_is_a_503_and_nothing_is_recorded(temporal_client, monke
     with pytest.raises(Unavailable, match="nothing was recorded"):
         await gw.update(rid, SlowToRecord.approve, Decision("carol"))
     await handle.terminate()
+
+
+async def test_an_action_that_reaches_the_workflow_late_is_a_503_and_never_taken(
+    temporal_client, monkeypatch
+):
+    """The worker picks the action up after its deadline (two thirds into the API's wait of
+    1 s here) and its workflow task is slow: refused, so the 503 is true."""
+    gw = _gateway(temporal_client, monkeypatch)
+    rid, queue = str(uuid.uuid4()), "test-gateway-late"
+    handle = await temporal_client.start_workflow(
+        SlowToRecord.run, id=temporal.workflow_id(rid), task_queue=queue
+    )
+    attempt = asyncio.ensure_future(gw.update(rid, SlowToRecord.approve, Decision("slowpoke")))
+    await asyncio.sleep(0.75)  # past the deadline, inside the wait
+    with ThreadPoolExecutor(2) as pool:
+        async with Worker(
+            temporal_client,
+            task_queue=queue,
+            workflows=[SlowToRecord],
+            activities=[slow_record],
+            activity_executor=pool,
+        ):
+            with pytest.raises(Unavailable, match="nothing was recorded"):
+                await attempt
+            await asyncio.sleep(1.0)
+            assert not await handle.query(SlowToRecord.was_taken)
+    await handle.terminate()
+
+
+def test_a_refusal_for_lateness_is_a_503_not_a_conflict() -> None:
+    """The validator refuses an action past its deadline while the API may still be waiting."""
+    late = ApplicationError("the caller stopped waiting", type="Expired", non_retryable=True)
+    answer = temporal_gateway._refused(WorkflowUpdateFailedError(late))
+    assert isinstance(answer, Unavailable)
+    assert "nothing was recorded" in str(answer)
