@@ -220,14 +220,7 @@ class AssignmentWorkflow:
                     "principal_id": a.principal_id,
                     "mode": "revoke",
                 }
-                event = EventRecord(
-                    lease.request_id,
-                    str(workflow.uuid4()),
-                    RECONCILER,
-                    "reconcile_missing_regranted",
-                    details,
-                )
-                self._writes.append(record(StoreActivities.record_event, event))
+                self._event(lease.request_id, "reconcile_missing_regranted", details, RECONCILER)
         except ActivityError as err:
             failure: dict[str, object] = {"reason": reason(err)}
             event = EventRecord(
@@ -324,9 +317,11 @@ class AssignmentWorkflow:
             return False
         return True
 
-    def _event(self, request_id: str, action: str, details: dict[str, object]) -> None:
+    def _event(
+        self, request_id: str, action: str, details: dict[str, object], actor: str = SYSTEM
+    ) -> None:
         if request_id:
-            event = EventRecord(request_id, str(workflow.uuid4()), SYSTEM, action, details)
+            event = EventRecord(request_id, str(workflow.uuid4()), actor, action, details)
             self._writes.append(record(StoreActivities.record_event, event))
 
     async def _answer(self, lease: LeaseInput, result: LeaseResult) -> bool:

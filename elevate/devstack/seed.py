@@ -98,7 +98,7 @@ def add_user(ids: Any, org: DemoOrg, username: str, given: str, family: str, dis
 
 
 def add_users(org: DemoOrg, prefix: str, n: int, region: str = "us-east-1") -> dict[str, str]:
-    """n more users `<prefix>0000@example.com`… (benchmarks): username -> user id."""
+    """n more users `<prefix>00000@example.com`… (benchmarks): username -> user id."""
     ids = client("identitystore", region)
     names = [f"{prefix}{i:05d}@example.com" for i in range(n)]
     given = prefix.strip("-_.").title()
@@ -112,7 +112,7 @@ def _seed_people(ids: Any, org: DemoOrg) -> None:
     groups: dict[str, str] = {}
     for username, member_of in USERS.items():
         given = username.split("@")[0].title()
-        user = {"UserId": add_user(ids, org, username, given, "Example", given)}
+        user_id = add_user(ids, org, username, given, "Example", given)
         for group in member_of:
             if group not in groups:
                 created = ids.create_group(IdentityStoreId=org.identity_store_id, DisplayName=group)
@@ -120,5 +120,5 @@ def _seed_people(ids: Any, org: DemoOrg) -> None:
             ids.create_group_membership(
                 IdentityStoreId=org.identity_store_id,
                 GroupId=groups[group],
-                MemberId={"UserId": user["UserId"]},
+                MemberId={"UserId": user_id},
             )

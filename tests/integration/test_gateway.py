@@ -12,12 +12,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -95,25 +97,32 @@ def _gateway(client: Client, monkeypatch: pytest.MonkeyPatch) -> TemporalGateway
     return gw
 
 
-@pytest.fixture
-async def gateway(
-    temporal_client: Client, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[TemporalGateway]:
+@asynccontextmanager
+async def serving(client: Client, queue: str) -> AsyncIterator[None]:
+    """A worker for SlowToRecord on `queue`, for the block."""
     with ThreadPoolExecutor(4) as pool:
         async with Worker(
-            temporal_client,
-            task_queue=QUEUE,
+            client,
+            task_queue=queue,
             workflows=[SlowToRecord],
             activities=[slow_record],
             activity_executor=pool,
         ):
-            yield _gateway(temporal_client, monkeypatch)
+            yield
 
 
-async def start(client: Client) -> tuple[str, object]:
+@pytest.fixture
+async def gateway(
+    temporal_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[TemporalGateway]:
+    async with serving(temporal_client, QUEUE):
+        yield _gateway(temporal_client, monkeypatch)
+
+
+async def start(client: Client, queue: str = QUEUE) -> tuple[str, WorkflowHandle[Any, str]]:
     rid = str(uuid.uuid4())
     handle = await client.start_workflow(
-        SlowToRecord.run, id=temporal.workflow_id(rid), task_queue=QUEUE
+        SlowToRecord.run, id=temporal.workflow_id(rid), task_queue=queue
     )
     return rid, handle
 
@@ -140,10 +149,7 @@ async def test_a_refusal_is_still_the_workflows_verdict(temporal_client, gateway
 
 async def test_no_worker_is_a_503_and_nothing_is_recorded(temporal_client, monkeypatch):
     gw = _gateway(temporal_client, monkeypatch)
-    rid = str(uuid.uuid4())
-    handle = await temporal_client.start_workflow(
-        SlowToRecord.run, id=temporal.workflow_id(rid), task_queue="test-gateway-nobody"
-    )
+    rid, handle = await start(temporal_client, "test-gateway-nobody")
     with pytest.raises(Unavailable, match="nothing was recorded"):
         await gw.update(rid, SlowToRecord.approve, Decision("carol"))
     await handle.terminate()
@@ -155,24 +161,14 @@ async def test_an_action_that_reaches_the_workflow_late_is_a_503_and_never_taken
     """The worker picks the action up after its deadline (two thirds into the API's wait of
     1 s here) and its workflow task is slow: refused, so the 503 is true."""
     gw = _gateway(temporal_client, monkeypatch)
-    rid, queue = str(uuid.uuid4()), "test-gateway-late"
-    handle = await temporal_client.start_workflow(
-        SlowToRecord.run, id=temporal.workflow_id(rid), task_queue=queue
-    )
+    rid, handle = await start(temporal_client, "test-gateway-late")
     attempt = asyncio.ensure_future(gw.update(rid, SlowToRecord.approve, Decision("slowpoke")))
     await asyncio.sleep(0.75)  # past the deadline, inside the wait
-    with ThreadPoolExecutor(2) as pool:
-        async with Worker(
-            temporal_client,
-            task_queue=queue,
-            workflows=[SlowToRecord],
-            activities=[slow_record],
-            activity_executor=pool,
-        ):
-            with pytest.raises(Unavailable, match="nothing was recorded"):
-                await attempt
-            await asyncio.sleep(1.0)
-            assert not await handle.query(SlowToRecord.was_taken)
+    async with serving(temporal_client, "test-gateway-late"):
+        with pytest.raises(Unavailable, match="nothing was recorded"):
+            await attempt
+        await asyncio.sleep(1.0)
+        assert not await handle.query(SlowToRecord.was_taken)
     await handle.terminate()
 
 
