@@ -192,6 +192,7 @@ def build_worker(
             sweep.fail_lost,
             store.record_status,
             store.record_approval,
+            store.record_batch,
             store.record_event,
             store.record_extension,
             # Histories from before the lanes scheduled these on the main queue.

@@ -9,8 +9,15 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from elevate.audit import commit_with_event
-from elevate.contracts import ApprovalRecord, EventRecord, ExtensionChange, Status, StatusChange
+from elevate.audit import Step, commit_with_event, commit_with_events
+from elevate.contracts import (
+    ApprovalRecord,
+    EventRecord,
+    ExtensionChange,
+    ProjectionBatch,
+    Status,
+    StatusChange,
+)
 from elevate.models import AccessRequest, Approval, utcnow
 
 _STATUS_FIELDS = (
@@ -44,8 +51,7 @@ class StoreActivities:
             raise ApplicationError(f"request {request_id} not in the database", type="NotFound")
         return row
 
-    @activity.defn
-    def record_status(self, change: StatusChange) -> None:
+    def _status_step(self, change: StatusChange) -> Step:
         def apply(session: Session) -> None:
             row = self._request(session, change.request_id)
             row.status = str(change.status)
@@ -61,18 +67,9 @@ class StoreActivities:
         details: dict[str, Any] = {"status": str(change.status), **change.details}
         if change.failure:
             details["failure"] = change.failure
-        commit_with_event(
-            self._session,
-            apply,
-            actor=change.actor,
-            action=change.action,
-            request_id=change.request_id,
-            details=details,
-            dedupe_key=change.event_id,
-        )
+        return Step(apply, change.actor, change.action, change.request_id, details, change.event_id)
 
-    @activity.defn
-    def record_approval(self, rec: ApprovalRecord) -> None:
+    def _approval_step(self, rec: ApprovalRecord) -> Step:
         def apply(session: Session) -> None:
             row = self._request(session, rec.request_id)
             row.updated_at = utcnow()
@@ -81,15 +78,25 @@ class StoreActivities:
                 Approval(request_id=rec.request_id, approver=rec.approver, comment=rec.comment)
             )
 
-        commit_with_event(
-            self._session,
-            apply,
-            actor=rec.approver,
-            action="approval",
-            request_id=rec.request_id,
-            details={"comment": rec.comment},
-            dedupe_key=rec.event_id,
-        )
+        details = {"comment": rec.comment}
+        return Step(apply, rec.approver, "approval", rec.request_id, details, rec.event_id)
+
+    @activity.defn
+    def record_status(self, change: StatusChange) -> None:
+        commit_with_events(self._session, [self._status_step(change)])
+
+    @activity.defn
+    def record_approval(self, rec: ApprovalRecord) -> None:
+        commit_with_events(self._session, [self._approval_step(rec)])
+
+    @activity.defn
+    def record_batch(self, batch: ProjectionBatch) -> None:
+        """Approvals, then status changes, in one transaction: one round trip where a workflow
+        decided several things at once (the approval that completes the quorum, `approved` and
+        `granting`)."""
+        steps = [self._approval_step(a) for a in batch.approvals]
+        steps += [self._status_step(c) for c in batch.changes]
+        commit_with_events(self._session, steps)
 
     @activity.defn
     def record_event(self, rec: EventRecord) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,6 +84,18 @@ def already_recorded(session: Session, dedupe_key: str | None) -> bool:
     return session.exec(stmt).first() is not None
 
 
+@dataclass(frozen=True)
+class Step:
+    """One change of a transaction and the event that records it."""
+
+    apply: Callable[[Session], None]
+    actor: str
+    action: str
+    request_id: str | None = None
+    details: dict[str, Any] | None = None
+    dedupe_key: str | None = None
+
+
 def commit_with_event(
     session_factory: Any,
     apply: Any,
@@ -97,24 +109,38 @@ def commit_with_event(
     """Run `apply(session)` and append its event in one transaction.
 
     Returns False when an event with `dedupe_key` exists already (a retried activity), in which
-    case nothing is changed. Retries when another writer took the same `seq`: that conflict
-    shows at any flush, the commit's or one that reading the chain's end makes (after `apply`
-    staged an event of its own), so the whole transaction is the unit that is tried again.
+    case nothing is changed.
     """
+    step = Step(apply, actor, action, request_id, details, dedupe_key)
+    return commit_with_events(session_factory, [step])
+
+
+def commit_with_events(session_factory: Any, steps: list[Step]) -> bool:
+    """Run each step's change and append its event, in order, all in one transaction.
+
+    Returns False when the first step's event exists already: the transaction was committed by
+    an earlier try (a retried activity), so nothing is changed. Retries when another writer took
+    the same `seq`: that conflict shows at any flush, the commit's or one that reading the
+    chain's end makes (after a step staged an event), so the whole transaction is the unit that
+    is tried again.
+    """
+    if not steps:
+        return False
     for _ in range(_MAX_TRIES):
         with session_factory() as session:
             try:
-                if already_recorded(session, dedupe_key):
+                if already_recorded(session, steps[0].dedupe_key):
                     return False
-                apply(session)
-                stage_event(
-                    session,
-                    actor=actor,
-                    action=action,
-                    request_id=request_id,
-                    details=details,
-                    dedupe_key=dedupe_key,
-                )
+                for step in steps:
+                    step.apply(session)
+                    stage_event(
+                        session,
+                        actor=step.actor,
+                        action=step.action,
+                        request_id=step.request_id,
+                        details=step.details,
+                        dedupe_key=step.dedupe_key,
+                    )
                 session.commit()
                 return True
             except IntegrityError:

@@ -171,6 +171,14 @@ class ApprovalRecord:
 
 
 @dataclass
+class ProjectionBatch:
+    """Writes a workflow decided at once, committed together: approvals, then status changes."""
+
+    approvals: list[ApprovalRecord] = field(default_factory=list)
+    changes: list[StatusChange] = field(default_factory=list)
+
+
+@dataclass
 class EventRecord:
     """An audit event that changes no status (a failed revoke attempt, for instance)."""
 

@@ -34,6 +34,8 @@ class DecisionHandlers(ExtensionHandlers):
     _rejection: DecisionInput | None
     _projected: Status | None
     _requested: bool
+    _lean: bool
+    _unwritten_approvals: list[ApprovalRecord]
     _notices: Notices
 
     def _quorum(self) -> bool:
@@ -62,7 +64,12 @@ class DecisionHandlers(ExtensionHandlers):
             # Keeps the audit trail in order: "requested" is written before any "approval".
             await workflow.wait_condition(lambda: self._requested)
         record = ApprovalRecord(self.inp.request_id, str(workflow.uuid4()), name, inp.comment)
-        await store(StoreActivities.record_approval, record)
+        if self._lean and len(self._approvals) + 1 >= self.inp.approvals_required:
+            # The approval that completes the quorum is written with the decision it makes
+            # (`approved`, and `granting` when the grant is due): one transaction.
+            self._unwritten_approvals.append(record)
+        else:
+            await store(StoreActivities.record_approval, record)
         self._approving.discard(name)
         self._approvals[name] = inp.comment
         if not self._quorum():

@@ -87,6 +87,7 @@ def activities_of(
         notify.send_slack_notification,
         store.record_status,
         store.record_approval,
+        store.record_batch,
         store.record_event,
         store.record_extension,
         ic.create_assignment,

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -155,3 +156,41 @@ async def test_scheduled_start_waits_and_fixes_end(env, engine, org, sso, worker
     assert r.start_at == begin
     assert r.end_at == begin + timedelta(hours=1)
     assert r.granted_at >= begin
+
+
+async def test_the_approval_completing_the_quorum_is_written_with_its_decision(
+    env, engine, org, sso, worker_for
+):
+    inp = new_request(engine, org, duration=timedelta(hours=1), approvals_required=2)
+    async with worker_for():
+        handle = await start(env, inp)
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL, "one"))
+        assert row(engine, inp.request_id).status == "pending_approval"
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(ERIN, "two"))
+        # The answer already shows what the quorum decided: the grant is under way.
+        assert row(engine, inp.request_id).status in ("granting", "active")
+        assert await handle.result() == "ended"
+        history = await handle.fetch_history()
+    assert actions(engine, inp.request_id) == [
+        "requested",
+        "approval",
+        "approval",
+        "approved",
+        "granting",
+        "granted",
+        "revoking",
+        "ended",
+    ]
+    with Session(engine) as s:
+        approvers = s.exec(select(Approval.approver).where(Approval.request_id == inp.request_id))
+        assert sorted(approvers) == ["carol@example.com", "erin@example.com"]
+    # One round trip for the second approval, `approved` and `granting`, sent beside the lease
+    # message to the owner (the same workflow task), not four one after another.
+    tasks: list[list[str]] = [[]]
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks.append([])
+        elif e.HasField("activity_task_scheduled_event_attributes"):
+            tasks[-1].append(e.activity_task_scheduled_event_attributes.activity_type.name)
+    assert ["record_batch", "send_lease"] in [sorted(t) for t in tasks]
+    assert sum(t.count("record_approval") for t in tasks) == 1  # the first approval, alone

@@ -22,7 +22,7 @@ from elevate.devstack.slack_standin import SlackStandIn, serving
 from elevate.settings import Settings
 from tests.workflows.conftest import activities_of, fleet, new_request, provider_for
 from tests.workflows.test_lifecycle import CAROL, row, start
-from tests.workflows.test_notify import scheduled
+from tests.workflows.test_notify import scheduled, written_at
 from worker import Fleet
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
@@ -87,6 +87,6 @@ async def test_a_slack_outage_holds_up_neither_grant_nor_revoke(env, engine, org
             assert await handle.result() == "ended"
     r = row(engine, inp.request_id)
     assert r.revoked_at - r.end_at < timedelta(seconds=5)
-    [approved_at] = await scheduled(handle, "record_status", action="approved")
+    [approved_at] = await written_at(handle, "approved")
     assert r.granted_at - approved_at < timedelta(seconds=5)
     assert standin.refused >= 1  # it was tried, and met the outage
