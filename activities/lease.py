@@ -25,6 +25,7 @@ from elevate.contracts import (
 from elevate.models import AccessRequest, utcnow
 
 _DONE = [s.value for s in TERMINAL] + [Status.REVOKING.value]
+_LOOKUP_TIMEOUT = 3.0  # seconds an acquire waits for the leases before it leaves that to the owner
 
 
 class LeaseActivities:
@@ -56,12 +57,31 @@ class LeaseActivities:
             lease = proof.seal(lease, kind, owner, self._message_key)
         await self._client.start_workflow(
             "AssignmentWorkflow",  # by name: the workflow module imports this one
-            AssignmentState(lease.assignment, end_sessions=self._end_sessions),
+            await self._fresh_state(lease),
             id=owner,
             task_queue=self._task_queue,
             start_signal=kind,
             start_signal_args=[lease],
         )
+
+    async def _fresh_state(self, lease: LeaseInput) -> AssignmentState:
+        """The state an owner starts with should this message start it (it is ignored when the
+        owner runs). For an acquire the leases are learned here, so a fresh owner grants at once
+        instead of asking first; a release never waits for the database (the owner asks then)."""
+        state = AssignmentState(lease.assignment, end_sessions=self._end_sessions)
+        if lease.release or self._engine is None:
+            return state
+        try:
+            found = await asyncio.wait_for(self.covering_leases(lease.assignment), _LOOKUP_TIMEOUT)
+        except Exception:  # noqa: BLE001 - the database is down or slow: the owner asks itself
+            activity.logger.warning("could not read the leases of %s", lease.assignment)
+            return state
+        now = utcnow()
+        state.leases = dict(found.leases)
+        state.expires = dict(found.expires)
+        state.released = {r: now for r in found.released if r not in found.leases}
+        state.rebuilt = True
+        return state
 
     @activity.defn
     async def covering_leases(self, a: Assignment) -> CoveringLeases:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+
 from activities.lease import LeaseActivities
 from elevate.contracts import Actor, LeaseInput, RevokeInput, assignment_workflow_id
+from elevate.devstack.moto_fidelity import install
 from tests.workflows.conftest import TASK_QUEUE, new_request
 from tests.workflows.test_extension import extension
 from tests.workflows.test_lifecycle import actions, assigned, row
@@ -120,3 +123,52 @@ async def test_a_fresh_owner_keeps_access_another_request_covers(env, engine, or
         assert row(engine, b.request_id).status == "active"
         assert await hb.result() == "ended"
         assert await gone(sso, b)
+
+
+def scheduled_activities(history) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+async def test_a_fresh_owner_started_by_an_acquire_knows_the_leases_at_once(
+    env, engine, org, sso, worker_for
+):
+    install()  # AWS keeps one assignment where moto would add a second on the repeated create
+    a, b = (
+        new_request(engine, org, duration=hours, account="prod", username="bob@example.com")
+        for hours in (timedelta(hours=2), timedelta(hours=3))
+    )
+    async with worker_for():
+        ha = await approved(env, a)
+        await until(engine, a.request_id, "active")
+        await owner_of(env, a).terminate("the owner lost its state")
+        hb = await approved(env, b)  # its acquire starts a fresh owner
+        await until(engine, b.request_id, "active")
+        await hb.execute_update("revoke", RevokeInput(Actor("bob@example.com"), "done with it"))
+        assert await hb.result() == "revoked"
+        assert assigned(sso, a)  # the fresh owner knew A's lease: B's release did not revoke
+        assert row(engine, a.request_id).status == "active"
+        await ha.execute_update("revoke", RevokeInput(Actor("bob@example.com"), "done too"))
+        assert await ha.result() == "revoked"
+        assert await gone(sso, a)
+        history = await owner_of(env, a).fetch_history()
+        # It learned them from the acquire, without a round trip of its own to ask.
+        assert "covering_leases" not in scheduled_activities(history)
+
+
+async def test_an_acquire_that_cannot_read_the_leases_leaves_the_owner_to_ask(
+    env, engine, org, tmp_path
+):
+    unreachable = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/elevate.db")
+    lease = LeaseActivities(env.client, TASK_QUEUE, unreachable)
+    inp = new_request(engine, org, account="prod")
+    acquire = LeaseInput(inp.request_id, "w", inp.assignment, release=False)
+    state = await lease._fresh_state(acquire)
+    assert not state.rebuilt  # the owner asks the projection itself before it revokes anything
+    assert state.leases == {}
+    # With the database up, the acquire brings what the projection says.
+    state = await LeaseActivities(env.client, TASK_QUEUE, engine)._fresh_state(acquire)
+    assert state.rebuilt
