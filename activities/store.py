@@ -9,7 +9,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from elevate.audit import Step, commit_with_event, commit_with_events
+from elevate.audit import Step, commit_with_events
 from elevate.contracts import (
     ApprovalRecord,
     EventRecord,
@@ -100,15 +100,10 @@ class StoreActivities:
 
     @activity.defn
     def record_event(self, rec: EventRecord) -> None:
-        commit_with_event(
-            self._session,
-            lambda _s: None,
-            actor=rec.actor,
-            action=rec.action,
-            request_id=rec.request_id,
-            details=rec.details,
-            dedupe_key=rec.event_id,
+        step = Step(
+            lambda _s: None, rec.actor, rec.action, rec.request_id, rec.details, rec.event_id
         )
+        commit_with_events(self._session, [step])
 
     @activity.defn
     def record_extension(self, change: ExtensionChange) -> None:
@@ -120,12 +115,6 @@ class StoreActivities:
                 row.end_at = change.end_at
             session.add(row)
 
-        commit_with_event(
-            self._session,
-            apply,
-            actor=change.actor,
-            action=change.action,
-            request_id=change.request_id,
-            details=change.details,
-            dedupe_key=change.event_id,
-        )
+        details = change.details
+        step = Step(apply, change.actor, change.action, change.request_id, details, change.event_id)
+        commit_with_events(self._session, [step])

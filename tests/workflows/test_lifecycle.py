@@ -21,6 +21,8 @@ CAROL = Actor("carol@example.com", ["elevate-approvers"])
 ERIN = Actor("erin@example.com", ["elevate-approvers"])
 ALICE = Actor("alice@example.com", ["developers"])
 BOB = Actor("bob@example.com", ["developers"])
+# The audit events of a request approved once that runs to its end.
+LIFECYCLE = ["requested", "approval", "approved", "granting", "granted", "revoking", "ended"]
 
 
 def assigned(sso, inp) -> bool:
@@ -59,15 +61,7 @@ async def test_eight_hour_grant_is_active_then_removed(env, engine, org, sso, wo
     assert r.end_at - r.granted_at == timedelta(hours=8)
     assert r.decided_by == "carol@example.com"
     assert not assigned(sso, inp)
-    assert actions(engine, inp.request_id) == [
-        "requested",
-        "approval",
-        "approved",
-        "granting",
-        "granted",
-        "revoking",
-        "ended",
-    ]
+    assert actions(engine, inp.request_id) == LIFECYCLE
 
 
 async def test_access_exists_while_active(env, engine, org, sso, worker_for):
@@ -171,16 +165,7 @@ async def test_the_approval_completing_the_quorum_is_written_with_its_decision(
         assert row(engine, inp.request_id).status in ("granting", "active")
         assert await handle.result() == "ended"
         history = await handle.fetch_history()
-    assert actions(engine, inp.request_id) == [
-        "requested",
-        "approval",
-        "approval",
-        "approved",
-        "granting",
-        "granted",
-        "revoking",
-        "ended",
-    ]
+    assert actions(engine, inp.request_id) == [*LIFECYCLE[:2], "approval", *LIFECYCLE[2:]]
     with Session(engine) as s:
         approvers = s.exec(select(Approval.approver).where(Approval.request_id == inp.request_id))
         assert sorted(approvers) == ["carol@example.com", "erin@example.com"]

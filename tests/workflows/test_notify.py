@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,39 +36,39 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-async def scheduled(
-    handle: WorkflowHandle[object, object], activity: str, **match: str
-) -> list[datetime]:
-    """When the workflow scheduled `activity` with these input fields, by its own clock.
+async def _scheduled(
+    handle: WorkflowHandle[object, object],
+) -> AsyncIterator[tuple[str, dict, datetime]]:
+    """Each activity the workflow scheduled: its name, its input, when by the workflow's clock.
 
     That is the time-skipping server's clock: the waits it skipped show at their full length.
     """
-    times = []
     async for e in handle.fetch_history_events():
         attrs = e.activity_task_scheduled_event_attributes
-        if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            continue
-        arg = json.loads(attrs.input.payloads[0].data)
-        if attrs.activity_type.name == activity and match.items() <= arg.items():
-            times.append(e.event_time.ToDatetime(tzinfo=UTC))
-    return times
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            arg = json.loads(attrs.input.payloads[0].data)
+            yield attrs.activity_type.name, arg, e.event_time.ToDatetime(tzinfo=UTC)
+
+
+async def scheduled(
+    handle: WorkflowHandle[object, object], activity: str, **match: str
+) -> list[datetime]:
+    """When the workflow scheduled `activity` with these input fields."""
+    return [
+        at
+        async for name, arg, at in _scheduled(handle)
+        if name == activity and match.items() <= arg.items()
+    ]
 
 
 async def written_at(handle: WorkflowHandle[object, object], action: str) -> list[datetime]:
     """When the workflow scheduled the write of a status change with this action, alone
     (record_status) or with others (record_batch)."""
     times = []
-    async for e in handle.fetch_history_events():
-        attrs = e.activity_task_scheduled_event_attributes
-        if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            continue
-        arg = json.loads(attrs.input.payloads[0].data)
-        name = attrs.activity_type.name
-        changes = [arg] if name == "record_status" else arg.get("changes", [])
-        if name in ("record_status", "record_batch") and any(
-            c.get("action") == action for c in changes
-        ):
-            times.append(e.event_time.ToDatetime(tzinfo=UTC))
+    async for name, arg, at in _scheduled(handle):
+        changes = {"record_status": [arg], "record_batch": arg.get("changes", [])}.get(name, [])
+        if any(c.get("action") == action for c in changes):
+            times.append(at)
     return times
 
 
