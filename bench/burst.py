@@ -8,7 +8,8 @@ process; elevate is `elevate worker` + `elevate api` in their own processes, dri
 API. Both reach moto through a counting proxy (elevate/devstack/awsproxy.py); a watcher
 process polls moto directly (uncounted) and records when each principal's assignment appears
 and disappears. Prints lifecycles/s, approve -> held and end_at -> gone, AWS calls per
-lifecycle by operation, and elevate against bare with the issue's targets.
+lifecycle by operation, elevate against bare with the issue's targets, and where elevate's
+worker waited (the SDK's schedule-to-start and execution latencies per task queue).
 
 With --budget R the proxy throttles above R calls/s and elevate gets
 ELEVATE_AWS_MAX_CALLS_PER_SECOND=R; only elevate runs (--bare adds the bare shape), and it
@@ -606,7 +607,7 @@ def elevate_env(
 ) -> dict[str, str]:
     return {
         **aws,
-        "ELEVATE_WORKER_METRICS_PORT": "0",
+        "ELEVATE_WORKER_METRICS_PORT": str(args.worker_metrics_port),
         "ELEVATE_DATABASE_URL": args.database_url or f"sqlite:///{work}/e.db",
         "ELEVATE_TEMPORAL_ADDRESS": f"127.0.0.1:{tport}",
         "ELEVATE_AUTH_JWKS_URL": str(work / "jwks.json"),
@@ -661,18 +662,70 @@ async def run(args: argparse.Namespace, work: Path, procs: list[Any]) -> None:
         api = Api(base, key)
         sides.append(await run_elevate(bench, api))
         await api.http.aclose()
+        waits = worker_waits(f"http://127.0.0.1:{args.worker_metrics_port}/metrics")
         shown = [print_side(s) for s in sides]
         if len(shown) == 2:
             print_comparison(*shown)
         if args.budget:
             print_budget(sides[-1], proxy, args.budget)
+        print_waits(waits)
     finally:
         watcher.stop()
+
+
+# Where a lifecycle waits, from the SDK's histograms on elevate's worker (seconds): a task waits
+# for a worker slot from schedule to start, then runs for the execution latency.
+_WAITS = (
+    "temporal_workflow_task_schedule_to_start_latency",
+    "temporal_workflow_task_execution_latency",
+    "temporal_activity_schedule_to_start_latency",
+    "temporal_activity_execution_latency",
+)
+
+
+def worker_waits(url: str) -> dict[tuple[str, str], tuple[float, float]]:
+    """(metric, task queue) -> (count, total seconds), summed over the other labels."""
+    text = httpx.get(url, timeout=10).text
+    found: dict[tuple[str, str], list[float]] = {}
+    for line in text.splitlines():
+        for name in _WAITS:
+            if not line.startswith(name) or "{" not in line:
+                continue
+            metric, rest = line.split("{", 1)
+            labels, value = rest.rsplit("} ", 1)
+            queue = next(
+                (
+                    p.split("=", 1)[1].strip('"')
+                    for p in labels.split(",")
+                    if p.startswith("task_queue=")
+                ),
+                "?",
+            )
+            kind = (
+                "count" if metric.endswith("_count") else "sum" if metric.endswith("_sum") else ""
+            )
+            if kind:
+                entry = found.setdefault((name, queue), [0.0, 0.0])
+                entry[0 if kind == "count" else 1] += float(value)
+    return {k: (v[0], v[1]) for k, v in found.items()}
+
+
+def print_waits(waits: dict[tuple[str, str], tuple[float, float]]) -> None:
+    print("\nelevate's worker over the whole run (SDK histograms): count, mean")
+    for name in _WAITS:
+        for (metric, task_queue), (count, total) in sorted(waits.items()):
+            if metric == name and count:
+                step = name.removeprefix("temporal_").replace("_", " ")
+                mean = total / count * 1000
+                print(f"  {step:48s} {task_queue:22s} {count:7.0f}  {mean:8.1f} ms")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--n", type=int, default=100, help="requests (distinct principals)")
+    p.add_argument(
+        "--worker-metrics-port", type=int, default=0, help="elevate worker's (default: a free one)"
+    )
     p.add_argument("--duration", type=float, help="seconds of access (10; 30 with --budget)")
     p.add_argument("--budget", type=float, help="AWS calls/s: the proxy throttles above it")
     p.add_argument("--bare", action="store_true", help="with --budget, run the bare shape too")
@@ -680,6 +733,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=3600, help="give up waiting after, seconds")
     p.add_argument("--database-url", help="elevate's database (default: SQLite in a temp dir)")
     args = p.parse_args()
+    args.worker_metrics_port = args.worker_metrics_port or processes.free_port()
     work = Path(tempfile.mkdtemp(prefix="elevate-bench-burst-"))
     procs: list[Any] = []
     began = time.monotonic()
