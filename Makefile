@@ -22,6 +22,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy elevate api workflows activities worker.py
 
+# The slowest tests of each half are listed: the suite has to stay well under 20 minutes.
 test: $(BIN)/.installed lint
-	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
-	ELEVATE_TEST_DATABASE=postgresql ELEVATE_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered --durations=15
+	ELEVATE_TEST_DATABASE=postgresql ELEVATE_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest --durations=15
