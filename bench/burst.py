@@ -683,41 +683,37 @@ _WAITS = (
 )
 
 
-def worker_waits(url: str) -> dict[tuple[str, str], tuple[float, float]]:
-    """(metric, task queue) -> (count, total seconds), summed over the other labels."""
+Waits = dict[tuple[str, str], tuple[float, float]]
+
+
+def worker_waits(url: str) -> Waits:
+    """(metric, where) -> (count, total seconds); `where` is the task queue, and for activities
+    of the main queue also the activity type, summed over the other labels."""
     text = httpx.get(url, timeout=10).text
     found: dict[tuple[str, str], list[float]] = {}
     for line in text.splitlines():
-        for name in _WAITS:
-            if not line.startswith(name) or "{" not in line:
-                continue
-            metric, rest = line.split("{", 1)
-            labels, value = rest.rsplit("} ", 1)
-            queue = next(
-                (
-                    p.split("=", 1)[1].strip('"')
-                    for p in labels.split(",")
-                    if p.startswith("task_queue=")
-                ),
-                "?",
-            )
-            kind = (
-                "count" if metric.endswith("_count") else "sum" if metric.endswith("_sum") else ""
-            )
-            if kind:
-                entry = found.setdefault((name, queue), [0.0, 0.0])
-                entry[0 if kind == "count" else 1] += float(value)
+        name = next((n for n in _WAITS if line.startswith(n)), None)
+        if name is None or "{" not in line:
+            continue
+        metric, rest = line.split("{", 1)
+        body, value = rest.rsplit("} ", 1)
+        labels = dict(p.split("=", 1) for p in body.split(",") if "=" in p)
+        where = labels.get("task_queue", "?").strip('"')
+        if where == "elevate" and "activity_type" in labels:
+            where += " " + labels["activity_type"].strip('"')
+        kind = {"_count": 0, "_sum": 1}.get(metric[metric.rfind("_") :])
+        if kind is not None:
+            found.setdefault((name, where), [0.0, 0.0])[kind] += float(value)
     return {k: (v[0], v[1]) for k, v in found.items()}
 
 
-def print_waits(waits: dict[tuple[str, str], tuple[float, float]]) -> None:
+def print_waits(waits: Waits) -> None:
     print("\nelevate's worker over the whole run (SDK histograms): count, mean")
     for name in _WAITS:
-        for (metric, task_queue), (count, total) in sorted(waits.items()):
+        for (metric, where), (count, total) in sorted(waits.items()):
             if metric == name and count:
                 step = name.removeprefix("temporal_").replace("_", " ")
-                mean = total / count * 1000
-                print(f"  {step:48s} {task_queue:22s} {count:7.0f}  {mean:8.1f} ms")
+                print(f"  {step:46s} {where:36s} {count:6.0f} {total / count * 1000:8.1f} ms")
 
 
 def main() -> None:
