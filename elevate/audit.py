@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +29,7 @@ from elevate.models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
 _MAX_TRIES = 50
+_MAX_BACKOFF = 0.05  # seconds between two tries at most
 
 
 def event_hash(
@@ -126,7 +129,11 @@ def commit_with_events(session_factory: Any, steps: list[Step]) -> bool:
     """
     if not steps:
         return False
-    for _ in range(_MAX_TRIES):
+    for attempt in range(_MAX_TRIES):
+        if attempt:
+            # Writers that collided wait a random while, so that one of them gets through
+            # (without it, a writer of eight on PostgreSQL lost all 50 tries).
+            time.sleep(random.uniform(0, min(_MAX_BACKOFF, 0.002 * 2**attempt)))
         with session_factory() as session:
             try:
                 if already_recorded(session, steps[0].dedupe_key):
