@@ -150,10 +150,7 @@ class AccessRequestWorkflow(DecisionHandlers):
         """Take a lease on the assignment; its owner grants it unless it already exists."""
         if self._lean:
             # The owner starts granting while `granting` is written.
-            send = asyncio.ensure_future(self._send_lease(release=False))
-            await self._set(Status.GRANTING, SYSTEM, "granting")
-            await send
-            result = await self._lease_answer(release=False)
+            result = await self._lease_beside(False, Status.GRANTING, SYSTEM, "granting")
         else:
             await self._set(Status.GRANTING, SYSTEM, "granting")
             result = await self._lease(release=False)
@@ -181,6 +178,21 @@ class AccessRequestWorkflow(DecisionHandlers):
     async def _lease(self, release: bool) -> LeaseResult:
         """Send an acquire or release to the assignment's owner and wait for its answer."""
         await self._send_lease(release)
+        return await self._lease_answer(release)
+
+    async def _lease_beside(
+        self,
+        release: bool,
+        status: Status,
+        actor: str,
+        action: str,
+        details: Mapping[str, object] | None = None,
+    ) -> LeaseResult:
+        """Send the lease message and write `status` at once (LEAN_WRITES); wait for both, then
+        for the owner's answer."""
+        send = asyncio.ensure_future(self._send_lease(release))
+        await self._set(status, actor, action, details)
+        await send
         return await self._lease_answer(release)
 
     async def _send_lease(self, release: bool) -> None:
@@ -261,10 +273,10 @@ class AccessRequestWorkflow(DecisionHandlers):
         if self._lean:
             # The owner revokes at AWS while `revoking` is written, even while the database
             # (the projection) is down.
-            send = asyncio.ensure_future(self._send_lease(release=True))
-            await self._set(Status.REVOKING, actor.username, "revoking", {"comment": comment})
-            await send
-            released = await self._lease_answer(release=True)
+            why = {"comment": comment}
+            released = await self._lease_beside(
+                True, Status.REVOKING, actor.username, "revoking", why
+            )
         elif workflow.patched(REVOKE_FIRST):
             # The owner revokes at AWS even while the database (the projection) is down.
             await self._send_lease(release=True)
