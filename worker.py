@@ -25,7 +25,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.assignments import AssignmentActivities
 from activities.audit_checkpoint import AuditActivities
@@ -49,7 +49,7 @@ from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
 from workflows.audit_checkpoint import WORKFLOW_ID as AUDIT_CHECKPOINT_ID
 from workflows.audit_checkpoint import AuditCheckpointWorkflow
-from workflows.options import Lane, lane_queue
+from workflows.options import Lane, lane_queue, message_queue
 from workflows.reconcile import UNSTARTED, ReconcileWorkflow
 from workflows.sessions import SessionGuardWorkflow
 
@@ -68,6 +68,9 @@ LANE_SHARES: dict[Lane, float] = {"revoke": 0.5, "grant": 0.3, "sweep": 0.2}
 CALLS_PER_ACTIVITY = 1
 SWEEP_ACTIVITIES_PER_SECOND = 1.0
 MAX_SLICE = timedelta(minutes=4)  # within the sweep activities' 10-minute timeout
+# Lease messages are async activities (one Temporal call, an acquire one indexed read): they cost
+# no thread, so many can be in flight.
+MAX_CONCURRENT_MESSAGES = 64
 
 
 def lane_calls_per_second(settings: Settings, lane: Lane) -> float:
@@ -168,6 +171,13 @@ def build_worker(
         ],
         "sweep": [reconcile.check, reconcile.sweep],
     }
+    messages = Worker(
+        client,
+        task_queue=message_queue(settings.task_queue),
+        activities=[lease.send_lease],
+        max_concurrent_activities=MAX_CONCURRENT_MESSAGES,
+        activity_task_poller_behavior=PollerBehaviorAutoscaling(),
+    )
     main = Worker(
         client,
         task_queue=settings.task_queue,
@@ -180,7 +190,7 @@ def build_worker(
         ],
         activities=[
             audit.take_checkpoint,
-            lease.send_lease,
+            lease.send_lease,  # histories from before LEASE_QUEUE
             lease.covering_leases,
             notify.send_notification,
             notify.send_slack_notification,
@@ -206,8 +216,13 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=settings.worker_max_cached_workflows,
+        # In a burst a lifecycle's ~20 workflow tasks waited seconds each for one of the five
+        # default pollers; the SDK adds pollers while the queue has tasks waiting.
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
     )
-    return Fleet([main, *(lane_worker(client, settings, executor, k, v) for k, v in lanes.items())])
+    return Fleet(
+        [main, messages, *(lane_worker(client, settings, executor, k, v) for k, v in lanes.items())]
+    )
 
 
 RECONCILE_SCHEDULE = "elevate-reconcile"

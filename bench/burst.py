@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from elevate.devstack.keys import ensure_dev_key, mint_token
     from elevate.devstack.seed import DemoOrg, add_users, seed_demo
     from elevate.providers.aws import CLIENT_CONFIG
-    from workflows.options import lane_queue
+    from workflows.options import lane_queue, message_queue
 
 REGION = "us-east-1"
 BARE_QUEUE = "burst-bare"
@@ -228,6 +228,10 @@ class Watcher:
                     self.held.setdefault(principal, at)
                 elif principal in self.held:
                     self.gone.setdefault(principal, at)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
 
     def begin(self) -> tuple[dict[str, float], dict[str, float]]:
         """Forget what an earlier side left (its principals are the same); the dicts to read."""
@@ -648,8 +652,12 @@ async def run(args: argparse.Namespace, work: Path, procs: list[Any]) -> None:
     bench = Bench(proxy, watcher, org, users, duration, args.timeout)
     headline(args, duration)
     temporal = await Client.connect(f"127.0.0.1:{tport}")
+    cpu = Cpu({"temporal": procs[0].pid, "moto": procs[1].pid, "bench": os.getpid()})
+    cpu.watch("watcher", watcher.pid)
     try:
-        sides = [await run_bare(bench, temporal)] if args.bare or not args.budget else []
+        sides: list[Side] = []
+        if args.bare or not args.budget:
+            sides.append(await cpu.during("bare", run_bare(bench, temporal)))
         env = elevate_env(args, work, tport, {**moto, "AWS_ENDPOINT_URL": proxy.url})
         procs += [
             processes.start_elevate(["worker"], env, work / "worker.log"),
@@ -658,9 +666,11 @@ async def run(args: argparse.Namespace, work: Path, procs: list[Any]) -> None:
         base = f"http://127.0.0.1:{aport}"
         processes.wait_until(lambda: processes.http_ok(f"{base}/readyz"), "API", 60, procs[-1])
         lanes = [lane_queue("elevate", lane) for lane in ("grant", "revoke")]
-        await wait_for_pollers(temporal, ["elevate", *lanes])
+        await wait_for_pollers(temporal, ["elevate", message_queue("elevate"), *lanes])
+        cpu.watch("worker", procs[-2].pid)
+        cpu.watch("api", procs[-1].pid)
         api = Api(base, key)
-        sides.append(await run_elevate(bench, api))
+        sides.append(await cpu.during("elevate", run_elevate(bench, api)))
         await api.http.aclose()
         waits = worker_waits(f"http://127.0.0.1:{args.worker_metrics_port}/metrics")
         shown = [print_side(s) for s in sides]
@@ -669,8 +679,50 @@ async def run(args: argparse.Namespace, work: Path, procs: list[Any]) -> None:
         if args.budget:
             print_budget(sides[-1], proxy, args.budget)
         print_waits(waits)
+        cpu.print()
     finally:
         watcher.stop()
+
+
+class Cpu:
+    """CPU seconds each process used while a side ran (/proc: user + system), against the
+    wall time: on a saturated box the process nearest one core (or all of them) is the limit."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = dict(pids)
+        self._used: dict[str, dict[str, float]] = {}
+        self._wall: dict[str, float] = {}
+
+    def watch(self, name: str, pid: int | None) -> None:
+        if pid is not None:
+            self._pids[name] = pid
+
+    def _now(self) -> dict[str, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        found = {}
+        for name, pid in self._pids.items():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return found
+
+    async def during(self, side: str, work: Any) -> Any:
+        before, began = self._now(), time.monotonic()
+        result = await work
+        after = self._now()
+        self._wall[side] = time.monotonic() - began
+        self._used[side] = {n: after[n] - before[n] for n in after if n in before}
+        return result
+
+    def print(self) -> None:
+        print(f"\nCPU seconds used while each side ran ({os.cpu_count()} cores):")
+        for side, used in self._used.items():
+            wall = self._wall[side]
+            parts = ", ".join(f"{n} {v:.1f} ({v / wall:.0%})" for n, v in used.items())
+            every = sum(used.values()) / wall
+            print(f"  {side}: {wall:.1f} s wall; {parts}; all {every:.2f} cores")
 
 
 # Where a lifecycle waits, from the SDK's histograms on elevate's worker (seconds): a task waits

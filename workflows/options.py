@@ -32,6 +32,9 @@ _NOTIFY_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60),
 )
+# Before this patch lease messages took the main task queue's activity slots, shared with every
+# database write: in a burst a release waited behind the projection. Now they have their own.
+LEASE_QUEUE = "lease-queue"
 A = TypeVar("A")
 R = TypeVar("R")
 SYSTEM = "elevate"  # the actor of what the workflows decide themselves
@@ -64,6 +67,11 @@ def check_proof(kind: str, message: Any) -> None:
 def lane_queue(task_queue: str, lane: Lane) -> str:
     """The task queue of an AWS lane: `<task_queue>-aws-<lane>`."""
     return f"{task_queue}-aws-{lane}"
+
+
+def message_queue(task_queue: str) -> str:
+    """The task queue of lease messages to the owners: `<task_queue>-messages`."""
+    return f"{task_queue}-messages"
 
 
 def _patience(lane: Lane) -> timedelta | None:
@@ -119,9 +127,15 @@ def record(activity: Callable[[Any, A], R], arg: A) -> workflow.ActivityHandle[R
 
 
 async def message(activity: Callable[[Any, A], Awaitable[None]], arg: A) -> None:
-    """Messages to other workflows (signal-with-start): retried until they are delivered."""
+    """Messages to other workflows (signal-with-start): retried until they are delivered, on a
+    task queue of their own (LEASE_QUEUE) so that a revoke never waits behind the database."""
+    own = workflow.patched(LEASE_QUEUE)
     await workflow.execute_activity_method(
-        activity, arg, start_to_close_timeout=timedelta(seconds=10), retry_policy=_STORE_RETRY
+        activity,
+        arg,
+        task_queue=message_queue(workflow.info().task_queue) if own else None,
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=_STORE_RETRY,
     )
 
 

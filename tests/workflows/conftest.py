@@ -31,7 +31,7 @@ from tests.conftest import tool
 from worker import LANE_SHARES, Fleet
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
-from workflows.options import lane_queue
+from workflows.options import lane_queue, message_queue
 from workflows.sessions import SessionGuardWorkflow
 
 TASK_QUEUE = "test-elevate"
@@ -101,7 +101,8 @@ def activities_of(
 def fleet(
     client: Client, workflows: list[type], activities: list[object], executor: ThreadPoolExecutor
 ) -> Fleet:
-    """A worker on the test queue plus one per AWS lane, every activity on each."""
+    """A worker on the test queue plus one per AWS lane and one for lease messages, every
+    activity on each."""
     main = Worker(
         client,
         task_queue=TASK_QUEUE,
@@ -109,14 +110,10 @@ def fleet(
         activities=activities,
         activity_executor=executor,
     )
+    queues = [lane_queue(TASK_QUEUE, lane) for lane in LANES] + [message_queue(TASK_QUEUE)]
     lanes = [
-        Worker(
-            client,
-            task_queue=lane_queue(TASK_QUEUE, lane),
-            activities=activities,
-            activity_executor=executor,
-        )
-        for lane in LANES
+        Worker(client, task_queue=queue, activities=activities, activity_executor=executor)
+        for queue in queues
     ]
     return Fleet([main, *lanes])
 
