@@ -61,11 +61,13 @@ MAX_CONCURRENT_ACTIVITIES = 16
 # queue's rate across every worker polling it, so the fleet together stays within the budget.
 # Revokes get the largest share, grants the next, the reconciler what is left; shares sum to 1.
 LANE_SHARES: dict[Lane, float] = {"revoke": 0.5, "grant": 0.3, "sweep": 0.2}
-# An assignment activity makes one sso-admin call: create, delete, one status poll (IN_PROGRESS
-# is a retry) or the read-back. Only after a failed revoke round, when the owner no longer knows
-# the state, does a delete read first (two). So a lane starts at most its share of activities a
-# second. The reconciler's activities make many calls each and pace themselves at their share.
-CALLS_PER_ACTIVITY = 1
+# An assignment activity makes at most three sso-admin calls an attempt: a whole round
+# (grant_assignment, revoke_assignment: create or delete, one status poll, the read-back; an
+# IN_PROGRESS status is a retry that polls again). Only after a failed revoke round, when the owner
+# no longer knows the state, does a delete read first (four). Histories from before AWS_ROUND
+# schedule one-call activities, paced the same (below the budget). So a lane starts at most its
+# share / 3 activities a second. The reconciler's activities pace themselves at their share.
+CALLS_PER_ACTIVITY = 3
 SWEEP_ACTIVITIES_PER_SECOND = 1.0
 MAX_SLICE = timedelta(minutes=4)  # within the sweep activities' 10-minute timeout
 # Lease messages are async activities (one Temporal call, an acquire one indexed read): they cost
@@ -118,6 +120,7 @@ def lane_worker(
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_task_queue_activities_per_second=lane_activities_per_second(settings, lane),
+        activity_task_poller_behavior=PollerBehaviorAutoscaling(),
     )
 
 
@@ -159,12 +162,14 @@ def build_worker(
     audit = AuditActivities(engine, settings)
     lanes: dict[Lane, list[Callable[..., Any]]] = {
         "revoke": [
+            assignments.revoke_assignment,
             assignments.delete_assignment,
             assignments.wait_assignment_deleted,
             assignments.verify_assignment,
             *session_activities[1:],
         ],
         "grant": [
+            assignments.grant_assignment,
             assignments.create_assignment,
             assignments.wait_assignment_created,
             assignments.verify_assignment,
@@ -217,8 +222,10 @@ def build_worker(
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=settings.worker_max_cached_workflows,
         # In a burst a lifecycle's ~20 workflow tasks waited seconds each for one of the five
-        # default pollers; the SDK adds pollers while the queue has tasks waiting.
+        # default pollers (each poll a round trip to a busy server), and so did 100 grants
+        # arriving at once on a lane; the SDK adds pollers while a queue has tasks waiting.
         workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        activity_task_poller_behavior=PollerBehaviorAutoscaling(),
     )
     return Fleet(
         [main, messages, *(lane_worker(client, settings, executor, k, v) for k, v in lanes.items())]

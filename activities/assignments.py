@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import cast
 
 from botocore.exceptions import ClientError
 from temporalio import activity
@@ -55,6 +56,35 @@ class AssignmentActivities:
         """Start revoking; None when it is already gone (or a deletion is under way)."""
         with aws_errors():
             return self._provider.start_revoke(a, check=not _known(a))
+
+    @activity.defn
+    def grant_assignment(self, a: KnownAssignment) -> None:
+        """Start granting, wait for AWS to finish, read the assignment back: the owner's whole
+        grant in one activity (workflows/assignment.py AWS_ROUND)."""
+        operation = self._started(lambda: self.create_assignment(a))
+        if operation is not None:
+            self.wait_assignment_created(WaitInput(a.instance_arn, operation))
+        self.verify_assignment(VerifyInput(a, True))
+
+    @activity.defn
+    def revoke_assignment(self, a: KnownAssignment) -> None:
+        """Start revoking, wait for AWS to finish, read back that it is gone, in one activity."""
+        operation = self._started(lambda: self.delete_assignment(a))
+        if operation is not None:
+            self.wait_assignment_deleted(WaitInput(a.instance_arn, operation))
+        self.verify_assignment(VerifyInput(a, False))
+
+    def _started(self, start: Callable[[], str | None]) -> str | None:
+        """The operation of this round. An attempt makes at most three calls (start, status,
+        read-back; a read first when the owner does not know the state): an IN_PROGRESS status
+        or a read-back that disagrees is a retry, which finds the operation it already started
+        in the heartbeat and polls it instead of starting another."""
+        details = activity.info().heartbeat_details
+        if details:
+            return cast("str | None", details[0])
+        operation = start()
+        activity.heartbeat(operation)
+        return operation
 
     @activity.defn
     def wait_assignment_created(self, inp: WaitInput) -> None:

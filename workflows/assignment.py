@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         WaitInput,
     )
-    from workflows.options import ask, aws, reason, record, store, wait_aws
+    from workflows.options import ask, aws, aws_round, reason, record, store, wait_aws
 
 SYSTEM = "elevate"
 LEASE_RESULT = "lease_result"
@@ -41,6 +41,9 @@ LEASE_PROOF = "lease-proof"
 # Before this patch the reconciler audited every repair it asked for as a regrant, even one the
 # owner skipped because the request had released meanwhile; now the owner audits what it did.
 REPAIR_AUDITED = "repair-audited"
+# Before this patch a grant and a revoke were three activities each (start, wait, read back),
+# three round trips through Temporal; now each is one activity that makes the same calls.
+AWS_ROUND = "aws-round"
 RECONCILER = "elevate-reconciler"  # the actor of what the owner does on the reconciler's word
 
 
@@ -245,6 +248,9 @@ class AssignmentWorkflow:
         return KnownAssignment(**fields, known=belief and not self.state.revoke_pending)
 
     async def _grant(self) -> None:
+        if workflow.patched(AWS_ROUND):
+            await aws_round(AssignmentActivities.grant_assignment, self._known(True), "grant")
+            return
         a = self.state.assignment
         # Creating one that exists changes nothing at AWS: no read first.
         operation = await aws(AssignmentActivities.create_assignment, self._known(True), "grant")
@@ -299,6 +305,9 @@ class AssignmentWorkflow:
         a = self.state.assignment
         # The owner's own grant was read back: it knows the assignment is there.
         known = self._known(self.state.granted)
+        if workflow.patched(AWS_ROUND):
+            await aws_round(AssignmentActivities.revoke_assignment, known, "revoke")
+            return
         operation = await aws(AssignmentActivities.delete_assignment, known, "revoke")
         if operation is not None:
             await wait_aws(

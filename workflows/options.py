@@ -104,6 +104,20 @@ async def wait_aws(activity: Callable[[Any, A], R], arg: A, lane: Lane) -> R:
     )
 
 
+async def aws_round(activity: Callable[[Any, A], R], arg: A, lane: Lane) -> R:
+    """A whole grant or revoke at AWS in one activity (start, wait, read back); its heartbeat
+    keeps the operation across attempts and notices a worker that died mid-round."""
+    return await workflow.execute_activity_method(
+        activity,
+        arg,
+        task_queue=lane_queue(workflow.info().task_queue, lane),
+        start_to_close_timeout=timedelta(minutes=2),
+        schedule_to_close_timeout=_patience(lane),
+        heartbeat_timeout=timedelta(seconds=10),
+        retry_policy=_AWS_RETRY,
+    )
+
+
 async def store(activity: Callable[[Any, A], R], arg: A) -> R:
     """Database writes and Temporal messages: retried until they succeed."""
     return await workflow.execute_activity_method(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -262,3 +263,49 @@ def test_a_known_delete_that_aws_refuses_is_permanent(env, stub, ic):
 
     assert err.non_retryable
     assert err.type == "AccessDeniedException"
+
+
+def test_a_whole_grant_is_one_activity_whose_retry_polls_what_it_started(env, stub, ic):
+    create_starts(stub)
+    creation_status(stub, "IN_PROGRESS")
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    err = failure_of(env, ic.grant_assignment, KNOWN)
+    assert err.type == "OperationInProgress"
+    assert not err.non_retryable
+    assert beats == [(REQUEST_ID,)]  # the retry finds it here
+
+    creation_status(stub, "SUCCEEDED")
+    listed(stub, PRINCIPAL)
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, heartbeat_details=[REQUEST_ID], attempt=2)
+    retry.run(ic.grant_assignment, KNOWN)  # no second create: the stub would refuse it
+
+
+def test_a_whole_revoke_reads_back_until_gone_without_deleting_twice(env, stub, ic):
+    stub.add_response(
+        "delete_account_assignment",
+        operation("AccountAssignmentDeletionStatus", "SUCCEEDED"),
+        TARGET,
+    )
+    stub.add_response(
+        "describe_account_assignment_deletion_status",
+        operation("AccountAssignmentDeletionStatus", "SUCCEEDED"),
+        {"InstanceArn": INSTANCE, "AccountAssignmentDeletionRequestId": REQUEST_ID},
+    )
+    listed(stub, PRINCIPAL)  # eventually consistent: still listed right after
+    env.on_heartbeat = lambda *details: None
+
+    err = failure_of(env, ic.revoke_assignment, KNOWN)
+    assert err.type == "AssignmentMismatch"
+
+    stub.add_response(
+        "describe_account_assignment_deletion_status",
+        operation("AccountAssignmentDeletionStatus", "SUCCEEDED"),
+        {"InstanceArn": INSTANCE, "AccountAssignmentDeletionRequestId": REQUEST_ID},
+    )
+    listed(stub)
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, heartbeat_details=[REQUEST_ID], attempt=2)
+    retry.run(ic.revoke_assignment, KNOWN)

@@ -90,6 +90,8 @@ def activities_of(
         store.record_batch,
         store.record_event,
         store.record_extension,
+        ic.grant_assignment,
+        ic.revoke_assignment,
         ic.create_assignment,
         ic.wait_assignment_created,
         ic.delete_assignment,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -16,10 +17,10 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.assignments import AssignmentActivities
-from elevate.contracts import Actor, Assignment, CancelInput
+from elevate.contracts import Actor, Assignment, CancelInput, RevokeInput
 from elevate.models import AuditEvent
 from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
-from tests.workflows.test_lifecycle import actions, assigned, row
+from tests.workflows.test_lifecycle import ALICE, actions, assigned, row
 from workflows.access_request import AccessRequestWorkflow
 
 T = TypeVar("T")
@@ -79,6 +80,42 @@ class RefusingStatus:
         self.refused.append(request_id)
         status = {"Status": "FAILED", "RequestId": request_id, "FailureReason": REFUSAL}
         return {"AccountAssignmentCreationStatus": status}
+
+
+class SlowOperations:
+    """The real client, except that AWS says IN_PROGRESS twice for each operation before it
+    answers with the real status; counts the operations started and the polls."""
+
+    def __init__(self, sso: Any) -> None:
+        self._sso = sso
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sso, name)
+
+    def _counted(self, name: str, **kwargs: Any) -> Any:
+        self.calls[name] += 1
+        return getattr(self._sso, name)(**kwargs)
+
+    def create_account_assignment(self, **kwargs: Any) -> Any:
+        return self._counted("create_account_assignment", **kwargs)
+
+    def delete_account_assignment(self, **kwargs: Any) -> Any:
+        return self._counted("delete_account_assignment", **kwargs)
+
+    def describe_account_assignment_creation_status(self, **kwargs: Any) -> Any:
+        return self._status("creation", "AccountAssignmentCreationRequestId", kwargs)
+
+    def describe_account_assignment_deletion_status(self, **kwargs: Any) -> Any:
+        return self._status("deletion", "AccountAssignmentDeletionRequestId", kwargs)
+
+    def _status(self, kind: str, key: str, kwargs: dict[str, Any]) -> Any:
+        name = f"describe_account_assignment_{kind}_status"
+        self.calls[name] += 1
+        if self.calls[name] <= 2:
+            body = {"Status": "IN_PROGRESS", "RequestId": kwargs[key]}
+            return {f"AccountAssignment{kind.title()}Status": body}
+        return getattr(self._sso, name)(**kwargs)
 
 
 async def start(env, inp) -> WorkflowHandle[Any, str]:
@@ -166,6 +203,33 @@ async def test_revoke_is_retried_until_aws_allows_it(env, engine, org, sso, work
     assert trail[-1] == "ended"
     failed = [e for e in events if e.action == "revoke_failed"]
     assert all("not authorized" in e.details["reason"] for e in failed)
+
+
+async def test_an_operation_in_progress_is_polled_never_started_twice(
+    env, engine, org, sso, worker_for
+):
+    inp = new_request(engine, org, approvals_required=0, account="prod")
+    aws = SlowOperations(sso)
+    async with worker_for(AssignmentActivities(provider_for(aws), poll_interval=0.01)):
+        handle = await start(env, inp)
+
+        async def active() -> bool:
+            return await handle.query(AccessRequestWorkflow.status) == "active"
+
+        await until(active, "the grant is done")
+        assert assigned(sso, inp)
+        await handle.execute_update(AccessRequestWorkflow.revoke, RevokeInput(ALICE, "done"))
+        assert await finished(handle.result()) == "revoked"
+    assert not assigned(sso, inp)
+    # Each round is one activity retried while AWS works: the retry polls the operation it
+    # started (kept in the heartbeat) and never creates or deletes a second time.
+    assert aws.calls == {
+        "create_account_assignment": 1,
+        "describe_account_assignment_creation_status": 3,
+        "delete_account_assignment": 1,
+        "describe_account_assignment_deletion_status": 3,
+    }
+    assert actions(engine, inp.request_id)[-3:] == ["granted", "revoking", "revoked"]
 
 
 async def test_grant_refused_by_aws_fails_and_leaves_nothing(env, engine, org, sso, worker_for):

@@ -30,7 +30,7 @@ from workflows.sessions import SessionGuardWorkflow
 # v5: leases that end, revoke first, and the permission set's writer ending live sessions;
 # v5_slack (from tests/workflows/test_slack.py): a request with Slack approvals;
 # v6: what is decided together written together, and an owner started with its leases known;
-# v7: lease messages on their own task queue.
+# v7: lease messages on their own task queue, and the owner's grant and revoke one activity each.
 RECORD_AS = "lifecycle_v7"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 # reconcile_v1/v2 (from tests/workflows/test_reconcile.py): one scan of every pair; check + sweep.
