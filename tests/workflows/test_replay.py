@@ -31,7 +31,8 @@ from workflows.sessions import SessionGuardWorkflow
 # v5_slack (from tests/workflows/test_slack.py): a request with Slack approvals;
 # v6: what is decided together written together, and an owner started with its leases known;
 # v7: lease messages on their own task queue, and the owner's grant and revoke one activity each.
-RECORD_AS = "lifecycle_v7"
+# v8: status writes that no lease message goes beside are local activities.
+RECORD_AS = "lifecycle_v8"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 # reconcile_v1/v2 (from tests/workflows/test_reconcile.py): one scan of every pair; check + sweep.
 WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow, ReconcileWorkflow]
