@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 from temporalio import activity
@@ -32,6 +32,11 @@ def aws_errors() -> Iterator[None]:
         ) from err
     except NETWORK_ERRORS as err:
         raise ApplicationError(str(err), type="NetworkError") from err
+
+
+# As workflows/options.py _AWS_RETRY, counted per round (AssignmentActivities._round).
+_FIRST_BACKOFF = timedelta(seconds=1)
+_MAX_BACKOFF = timedelta(seconds=30)
 
 
 def _known(a: Assignment) -> bool:
@@ -61,30 +66,48 @@ class AssignmentActivities:
     def grant_assignment(self, a: KnownAssignment) -> None:
         """Start granting, wait for AWS to finish, read the assignment back: the owner's whole
         grant in one activity (workflows/assignment.py AWS_ROUND)."""
-        operation = self._started(lambda: self.create_assignment(a))
-        if operation is not None:
-            self.wait_assignment_created(WaitInput(a.instance_arn, operation))
-        self.verify_assignment(VerifyInput(a, True))
+
+        def finish(operation: str | None) -> None:
+            if operation is not None:
+                self.wait_assignment_created(WaitInput(a.instance_arn, operation))
+            self.verify_assignment(VerifyInput(a, True))
+
+        self._round(lambda: self.create_assignment(a), finish)
 
     @activity.defn
     def revoke_assignment(self, a: KnownAssignment) -> None:
         """Start revoking, wait for AWS to finish, read back that it is gone, in one activity."""
-        operation = self._started(lambda: self.delete_assignment(a))
-        if operation is not None:
-            self.wait_assignment_deleted(WaitInput(a.instance_arn, operation))
-        self.verify_assignment(VerifyInput(a, False))
 
-    def _started(self, start: Callable[[], str | None]) -> str | None:
-        """The operation of this round. An attempt makes at most three calls (start, status,
-        read-back; a read first when the owner does not know the state): an IN_PROGRESS status
-        or a read-back that disagrees is a retry, which finds the operation it already started
-        in the heartbeat and polls it instead of starting another."""
+        def finish(operation: str | None) -> None:
+            if operation is not None:
+                self.wait_assignment_deleted(WaitInput(a.instance_arn, operation))
+            self.verify_assignment(VerifyInput(a, False))
+
+        self._round(lambda: self.delete_assignment(a), finish)
+
+    def _round(self, start: Callable[[], str | None], finish: Callable[[str | None], None]) -> None:
+        """An attempt makes at most three calls (start, status, read-back; a read first when the
+        owner does not know the state). An IN_PROGRESS status or a read-back that disagrees is a
+        retry: it finds the operation it already started in the heartbeat and polls it instead
+        of starting another. A refusal for now (throttled, 5xx, the network) backs off by this
+        round's own count of them, not by the attempt number, which IN_PROGRESS polls raise."""
         details = activity.info().heartbeat_details
+        kept: dict[str, Any] = {}
         if details:
-            return cast("str | None", details[0])
-        operation = start()
-        activity.heartbeat(operation)
-        return operation
+            kept = dict(details[0]) if isinstance(details[0], dict) else {"operation": details[0]}
+        try:
+            if "operation" not in kept:
+                kept["operation"] = start()
+                activity.heartbeat(kept)
+            finish(cast("str | None", kept["operation"]))
+        except ApplicationError as err:
+            if err.non_retryable or err.next_retry_delay is not None:
+                raise  # permanent, or an IN_PROGRESS poll paced by the poll interval
+            refused = int(kept.get("refused", 0))
+            kept["refused"] = refused + 1
+            activity.heartbeat(kept)
+            delay = min(_FIRST_BACKOFF * 2**refused, _MAX_BACKOFF)
+            raise ApplicationError(err.message, type=err.type, next_retry_delay=delay) from err
 
     @activity.defn
     def wait_assignment_created(self, inp: WaitInput) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -274,12 +275,12 @@ def test_a_whole_grant_is_one_activity_whose_retry_polls_what_it_started(env, st
     err = failure_of(env, ic.grant_assignment, KNOWN)
     assert err.type == "OperationInProgress"
     assert not err.non_retryable
-    assert beats == [(REQUEST_ID,)]  # the retry finds it here
+    assert beats == [({"operation": REQUEST_ID},)]  # the retry finds it here
 
     creation_status(stub, "SUCCEEDED")
     listed(stub, PRINCIPAL)
     retry = ActivityEnvironment()
-    retry.info = dataclasses.replace(retry.info, heartbeat_details=[REQUEST_ID], attempt=2)
+    retry.info = dataclasses.replace(retry.info, heartbeat_details=beats[-1], attempt=2)
     retry.run(ic.grant_assignment, KNOWN)  # no second create: the stub would refuse it
 
 
@@ -295,10 +296,12 @@ def test_a_whole_revoke_reads_back_until_gone_without_deleting_twice(env, stub, 
         {"InstanceArn": INSTANCE, "AccountAssignmentDeletionRequestId": REQUEST_ID},
     )
     listed(stub, PRINCIPAL)  # eventually consistent: still listed right after
-    env.on_heartbeat = lambda *details: None
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
 
     err = failure_of(env, ic.revoke_assignment, KNOWN)
     assert err.type == "AssignmentMismatch"
+    assert not err.non_retryable
 
     stub.add_response(
         "describe_account_assignment_deletion_status",
@@ -307,5 +310,30 @@ def test_a_whole_revoke_reads_back_until_gone_without_deleting_twice(env, stub, 
     )
     listed(stub)
     retry = ActivityEnvironment()
-    retry.info = dataclasses.replace(retry.info, heartbeat_details=[REQUEST_ID], attempt=2)
+    retry.info = dataclasses.replace(retry.info, heartbeat_details=beats[-1], attempt=2)
     retry.run(ic.revoke_assignment, KNOWN)
+
+
+def test_a_round_backs_off_by_its_own_refusals_not_by_its_polls(env, stub, ic):
+    """Five IN_PROGRESS polls make attempt 7; a throttle then still waits one second, then two."""
+    for _ in range(2):
+        stub.add_client_error(
+            "describe_account_assignment_creation_status",
+            service_error_code="ThrottlingException",
+            service_message="Rate exceeded",
+            http_status_code=400,
+        )
+    beats: list[Any] = []
+    kept: Any = [{"operation": REQUEST_ID}]
+    delays = []
+    for attempt in (7, 8):
+        retry = ActivityEnvironment()
+        retry.info = dataclasses.replace(retry.info, heartbeat_details=kept, attempt=attempt)
+        retry.on_heartbeat = lambda *details: beats.append(details)
+        err = failure_of(retry, ic.grant_assignment, KNOWN)
+        assert err.type == "ThrottlingException"
+        assert not err.non_retryable
+        delays.append(err.next_retry_delay)
+        kept = beats[-1]
+    assert delays == [timedelta(seconds=1), timedelta(seconds=2)]
+    assert kept == ({"operation": REQUEST_ID, "refused": 2},)
