@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         ProjectionBatch,
         Status,
         StatusChange,
+        assignment_workflow_id,
     )
     from workflows.assignment import LEASE_RESULT
     from workflows.decisions import CANCELLABLE, DecisionHandlers
@@ -43,6 +44,10 @@ LEAN_WRITES = "lean-writes"
 # polled, answered, and a workflow task to wake up for. Now a write that no command waits behind
 # (all but the ones beside a lease message) is a local activity inside the workflow task.
 LOCAL_WRITES = "local-writes"
+# Before this patch a release went through send_lease (an activity, then signal-with-start). The
+# owner runs while it holds our lease, so the release is now a signal sent by the workflow
+# itself; send_lease only when the owner is gone (terminated), to start a fresh one.
+DIRECT_RELEASE = "direct-release"
 _RESEND_AFTER = timedelta(minutes=2)
 
 
@@ -203,7 +208,15 @@ class AccessRequestWorkflow(DecisionHandlers):
 
     async def _send_lease(self, release: bool) -> None:
         self._lease_results.pop(release, None)
-        await message(LeaseActivities.send_lease, self._lease_input(release))
+        lease = self._lease_input(release)
+        if release and self._lean and workflow.patched(DIRECT_RELEASE):
+            owner = workflow.get_external_workflow_handle(assignment_workflow_id(lease.assignment))
+            try:
+                await owner.signal("release", lease)
+                return
+            except Exception:  # noqa: BLE001 - the owner is gone: send_lease starts a fresh one
+                workflow.logger.info("the owner of %s is gone; starting one", lease.request_id)
+        await message(LeaseActivities.send_lease, lease)
 
     def _lease_input(self, release: bool, end_at: datetime | None = None) -> LeaseInput:
         """The lease carries its end (or the duration from the grant), so the owner drops it by
