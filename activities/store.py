@@ -89,21 +89,24 @@ class StoreActivities:
     def record_approval(self, rec: ApprovalRecord) -> None:
         commit_with_events(self._session, [self._approval_step(rec)])
 
+    def _event_step(self, rec: EventRecord) -> Step:
+        return Step(
+            lambda _s: None, rec.actor, rec.action, rec.request_id, rec.details, rec.event_id
+        )
+
     @activity.defn
     def record_batch(self, batch: ProjectionBatch) -> None:
-        """Approvals, then status changes, in one transaction: one round trip where a workflow
-        decided several things at once (the approval that completes the quorum, `approved` and
-        `granting`)."""
+        """Approvals, status changes, then events, in one transaction: one round trip where a
+        workflow decided several things at once (the approval that completes the quorum,
+        `approved` and `granting`; the sessions ended of every request a write covered)."""
         steps = [self._approval_step(a) for a in batch.approvals]
         steps += [self._status_step(c) for c in batch.changes]
+        steps += [self._event_step(e) for e in batch.events]
         commit_with_events(self._session, steps)
 
     @activity.defn
     def record_event(self, rec: EventRecord) -> None:
-        step = Step(
-            lambda _s: None, rec.actor, rec.action, rec.request_id, rec.details, rec.event_id
-        )
-        commit_with_events(self._session, [step])
+        commit_with_events(self._session, [self._event_step(rec)])
 
     @activity.defn
     def record_extension(self, change: ExtensionChange) -> None:

@@ -171,14 +171,6 @@ class ApprovalRecord:
 
 
 @dataclass
-class ProjectionBatch:
-    """Writes a workflow decided at once, committed together: approvals, then status changes."""
-
-    approvals: list[ApprovalRecord] = field(default_factory=list)
-    changes: list[StatusChange] = field(default_factory=list)
-
-
-@dataclass
 class EventRecord:
     """An audit event that changes no status (a failed revoke attempt, for instance)."""
 
@@ -187,6 +179,16 @@ class EventRecord:
     actor: str
     action: str
     details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class ProjectionBatch:
+    """Writes a workflow decided at once, committed together: approvals, then status changes,
+    then events that change no status."""
+
+    approvals: list[ApprovalRecord] = field(default_factory=list)
+    changes: list[StatusChange] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
 
 
 @dataclass

@@ -48,6 +48,11 @@ LOCAL_WRITES = "local-writes"
 # owner runs while it holds our lease, so the release is now a signal sent by the workflow
 # itself; send_lease only when the owner is gone (terminated), to start a fresh one.
 DIRECT_RELEASE = "direct-release"
+# Before this patch the writes beside a lease message (`approved` + `granting`, `revoking`) were
+# activities on the task queue, each a task and a workflow task to wake up for. Now they are
+# local activities: `granting` before the acquire goes out (no access before the projection
+# says so), `revoking` once the release is delivered (a revoke never waits for the database).
+LOCAL_BESIDE = "local-beside-lease"
 _RESEND_AFTER = timedelta(minutes=2)
 
 
@@ -82,6 +87,7 @@ class AccessRequestWorkflow(DecisionHandlers):
         self._notices = Notices(inp.request_id, inp.ending_soon_lead, inp.slack_app, inp.channels)
         self._lean = False  # LEAN_WRITES, decided once at the start of run()
         self._local = False  # LOCAL_WRITES, likewise
+        self._local_beside = False  # LOCAL_BESIDE, likewise
         self._unwritten: list[StatusChange] = []  # decided, written with the next write
         self._unwritten_approvals: list[ApprovalRecord] = []
 
@@ -89,6 +95,7 @@ class AccessRequestWorkflow(DecisionHandlers):
     async def run(self, inp: AccessRequestInput) -> str:
         self._lean = workflow.patched(LEAN_WRITES)
         self._local = self._lean and workflow.patched(LOCAL_WRITES)
+        self._local_beside = self._local and workflow.patched(LOCAL_BESIDE)
         grant: asyncio.Task[None] | None = None
         try:
             if await self._await_approval() and await self._await_start():
@@ -200,7 +207,15 @@ class AccessRequestWorkflow(DecisionHandlers):
         details: Mapping[str, object] | None = None,
     ) -> LeaseResult:
         """Send the lease message and write `status` at once (LEAN_WRITES); wait for both, then
-        for the owner's answer."""
+        for the owner's answer. Since LOCAL_BESIDE the write is local: before an acquire, after
+        a release."""
+        if self._local_beside:
+            if not release:
+                await self._set(status, actor, action, details)
+            await self._send_lease(release)
+            if release:
+                await self._set(status, actor, action, details)
+            return await self._lease_answer(release)
         send = asyncio.ensure_future(self._send_lease(release))
         await self._set(status, actor, action, details, beside_lease=True)
         await send

@@ -15,9 +15,15 @@ with workflow.unsafe.imports_passed_through():
         DenyEntry,
         EndSessionsInput,
         EventRecord,
+        ProjectionBatch,
         SessionGuardState,
     )
     from workflows.options import SYSTEM, aws, reason, record
+
+# Before this patch each request a write covered heard of it by its own activity (a hundred
+# revokes in a burst, a hundred writes); now one write tells every request at once.
+BATCHED_TELLS = "batched-tells"
+News = tuple[DenyEntry, str, dict[str, object]]  # a deny, the event, its details
 
 
 @workflow.defn
@@ -104,37 +110,53 @@ class SessionGuardWorkflow:
             try:
                 result = await aws(SessionActivities.apply_session_denies, inp, "revoke")
             except ActivityError as err:
-                for e in self.state.entries.values():
-                    if e.key not in told:
-                        told.add(e.key)
-                        self._tell(e, "sessions_end_failed", {"reason": reason(err)}, keep=True)
+                failed: dict[str, object] = {"reason": reason(err)}
+                fresh = [e for e in self.state.entries.values() if e.key not in told]
+                told.update(e.key for e in fresh)
+                self._tell([(e, "sessions_end_failed", failed) for e in fresh], keep=True)
                 await workflow.sleep(backoff)
                 backoff = min(backoff * 2, timedelta(minutes=5))
                 accounts |= self._take_queue()
                 continue
             self.state.original = result.original
-            for key in result.dropped:
-                full = "the permission set's inline policy has no room for another deny"
-                self._tell(self.state.entries.pop(key), "sessions_end_failed", {"reason": full})
-            for e in self.state.entries.values():
-                self._tell(e, "sessions_ended", {"until": e.remove_at.isoformat()})
+            full: dict[str, object] = {
+                "reason": "the permission set's inline policy has no room for another deny"
+            }
+            dropped: list[News] = [
+                (self.state.entries.pop(key), "sessions_end_failed", full) for key in result.dropped
+            ]
+            ended: list[News] = [
+                (e, "sessions_ended", {"until": e.remove_at.isoformat()})
+                for e in self.state.entries.values()
+            ]
+            self._tell(dropped + ended)
             return
 
-    def _tell(
-        self, e: DenyEntry, action: str, details: dict[str, object], keep: bool = False
-    ) -> None:
-        """An event on each request this deny is for; after success each hears it only once."""
-        details = {
-            "account_id": e.account_id,
-            "username": e.username,
-            "issued_before": e.ended_at.isoformat(),
-            **details,
-        }
-        for request_id in e.request_ids:
-            event = EventRecord(request_id, str(workflow.uuid4()), SYSTEM, action, details)
+    def _tell(self, news: list[News], keep: bool = False) -> None:
+        """An event on each request a deny is for; after success each hears it only once."""
+        events = []
+        for e, action, details in news:
+            details = {
+                "account_id": e.account_id,
+                "username": e.username,
+                "issued_before": e.ended_at.isoformat(),
+                **details,
+            }
+            for request_id in e.request_ids:
+                events.append(
+                    EventRecord(request_id, str(workflow.uuid4()), SYSTEM, action, details)
+                )
+            if not keep:
+                e.request_ids = []
+        if not events:
+            return
+        if workflow.patched(BATCHED_TELLS):
+            self._writes.append(
+                record(StoreActivities.record_batch, ProjectionBatch(events=events))
+            )
+            return
+        for event in events:
             self._writes.append(record(StoreActivities.record_event, event))
-        if not keep:
-            e.request_ids = []
 
     async def _flush(self) -> None:
         writes, self._writes = self._writes, []

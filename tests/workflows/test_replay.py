@@ -33,7 +33,8 @@ from workflows.sessions import SessionGuardWorkflow
 # v7: lease messages on their own task queue, and the owner's grant and revoke one activity each.
 # v8: status writes that no lease message goes beside are local activities.
 # v9: the release a signal from the request workflow itself.
-RECORD_AS = "lifecycle_v9"
+# v10: the writes beside a lease message local too; the sessions writer tells in one write.
+RECORD_AS = "lifecycle_v10"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 # reconcile_v1/v2 (from tests/workflows/test_reconcile.py): one scan of every pair; check + sweep.
 WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow, ReconcileWorkflow]
