@@ -53,7 +53,11 @@ DIRECT_RELEASE = "direct-release"
 # local activities: `granting` before the acquire goes out (no access before the projection
 # says so), `revoking` once the release is delivered (a revoke never waits for the database).
 LOCAL_BESIDE = "local-beside-lease"
+# Before this patch a lease message was sent again every 2 minutes while its answer was due: a
+# grant waiting its turn in the AWS budget for ten minutes sent five. Now each wait doubles.
+RESEND_BACKOFF = "resend-backoff"
 _RESEND_AFTER = timedelta(minutes=2)
+_RESEND_AT_MOST = timedelta(minutes=16)
 
 
 @workflow.defn
@@ -253,14 +257,15 @@ class AccessRequestWorkflow(DecisionHandlers):
             await workflow.wait_condition(lambda: release in self._lease_results)
             return self._lease_results[release]
         # An owner that lost its state (terminated, reset) lost our message too: send it again.
+        wait = _RESEND_AFTER
         while True:
             try:
-                await workflow.wait_condition(
-                    lambda: release in self._lease_results, timeout=_RESEND_AFTER
-                )
+                await workflow.wait_condition(lambda: release in self._lease_results, timeout=wait)
                 return self._lease_results[release]
             except TimeoutError:
                 await message(LeaseActivities.send_lease, self._lease_input(release))
+            if workflow.patched(RESEND_BACKOFF):
+                wait = min(wait * 2, _RESEND_AT_MOST)
 
     @workflow.signal(name=LEASE_RESULT)
     def lease_result(self, result: LeaseResult) -> None:

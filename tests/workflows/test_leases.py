@@ -4,17 +4,29 @@ whatever happens to the request's workflow or to the owner's own state."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from temporalio import workflow
+from temporalio.service import RPCError
 
+from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
-from elevate.contracts import Actor, LeaseInput, RevokeInput, assignment_workflow_id
+from elevate.contracts import (
+    Actor,
+    AssignmentState,
+    LeaseInput,
+    RevokeInput,
+    assignment_workflow_id,
+)
 from elevate.devstack.moto_fidelity import install
-from tests.workflows.conftest import TASK_QUEUE, new_request
+from tests.workflows.conftest import TASK_QUEUE, activities_of, fleet, new_request, provider_for
 from tests.workflows.test_extension import extension
 from tests.workflows.test_lifecycle import actions, assigned, row
 from tests.workflows.test_overlaps import approved, until
+from workflows.access_request import AccessRequestWorkflow
 
 
 async def gone(sso, inp, tries: int = 300) -> bool:
@@ -172,3 +184,65 @@ async def test_an_acquire_that_cannot_read_the_leases_leaves_the_owner_to_ask(
     # With the database up, the acquire brings what the projection says.
     state = await LeaseActivities(env.client, TASK_QUEUE, engine)._fresh_state(acquire)
     assert state.rebuilt
+
+
+@workflow.defn(name="AssignmentWorkflow", sandboxed=False)  # a test module: no sandbox
+class SilentOwner:
+    """An owner that takes every lease message and never answers (lost, stuck)."""
+
+    def __init__(self) -> None:
+        self.acquires: list[datetime] = []
+
+    @workflow.signal
+    def acquire(self, _lease: LeaseInput) -> None:
+        self.acquires.append(workflow.now())
+
+    @workflow.query
+    def acquired_at(self) -> list[datetime]:
+        return self.acquires
+
+    @workflow.run
+    async def run(self, _state: AssignmentState) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_an_unanswered_acquire_is_sent_again_ever_less_often(env, engine, org, sso):
+    # Someone no other test here asks for: no real owner of the triple is running.
+    inp = new_request(engine, org, approvals_required=0, username="audrey@example.com")
+    ic = AssignmentActivities(provider_for(sso), poll_interval=0.01)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with fleet(
+            env.client,
+            [AccessRequestWorkflow, SilentOwner],
+            activities_of(engine, ic, env.client),
+            executor,
+        ):
+            handle = await env.client.start_workflow(
+                AccessRequestWorkflow.run,
+                inp,
+                id=f"access-request-{inp.request_id}",
+                task_queue=TASK_QUEUE,
+            )
+            owner = owner_of(env, inp)
+            try:
+                await until_sent(owner, 1)
+                await env.sleep(timedelta(minutes=70))
+                await until_sent(owner, 7)
+                sent = await owner.query(SilentOwner.acquired_at)
+            finally:
+                await handle.terminate("test over")
+                await owner.terminate("test over")
+    gaps = [round((b - a) / timedelta(minutes=1)) for a, b in itertools.pairwise(sent)]
+    # Sent again after 2 minutes, then after each wait doubled, up to 16 minutes.
+    assert gaps[:6] == [2, 4, 8, 16, 16, 16]
+
+
+async def until_sent(owner, count: int) -> None:
+    for _ in range(400):
+        try:
+            if len(await owner.query(SilentOwner.acquired_at)) >= count:
+                return
+        except RPCError:
+            pass  # not started yet
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} acquires arrived")
