@@ -15,7 +15,14 @@ from botocore.exceptions import ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from elevate.contracts import Assignment, KnownAssignment, VerifyInput, WaitInput
+from elevate.contracts import (
+    AWS_FIRST_BACKOFF,
+    AWS_MAX_BACKOFF,
+    Assignment,
+    KnownAssignment,
+    VerifyInput,
+    WaitInput,
+)
 from elevate.providers.aws import NETWORK_ERRORS, ErrorKind, classify, error_code, error_message
 from elevate.providers.base import Operation, Provider
 
@@ -32,11 +39,6 @@ def aws_errors() -> Iterator[None]:
         ) from err
     except NETWORK_ERRORS as err:
         raise ApplicationError(str(err), type="NetworkError") from err
-
-
-# As workflows/options.py _AWS_RETRY, counted per round (AssignmentActivities._round).
-_FIRST_BACKOFF = timedelta(seconds=1)
-_MAX_BACKOFF = timedelta(seconds=30)
 
 
 def _known(a: Assignment) -> bool:
@@ -106,7 +108,7 @@ class AssignmentActivities:
             refused = int(kept.get("refused", 0))
             kept["refused"] = refused + 1
             activity.heartbeat(kept)
-            delay = min(_FIRST_BACKOFF * 2**refused, _MAX_BACKOFF)
+            delay = min(AWS_FIRST_BACKOFF * 2**refused, AWS_MAX_BACKOFF)
             raise ApplicationError(err.message, type=err.type, next_retry_delay=delay) from err
 
     @activity.defn

@@ -26,6 +26,11 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
+# The wait after an AWS call's n-th refusal (throttled, 5xx, network): 1 s, doubling, at most
+# 30 s; whether Temporal retries the activity (workflows/options.py) or a round at AWS retries
+# itself (activities/assignments.py).
+AWS_FIRST_BACKOFF = timedelta(seconds=1)
+AWS_MAX_BACKOFF = timedelta(seconds=30)
 TERMINAL = frozenset(
     {
         Status.ENDED,

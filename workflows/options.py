@@ -12,16 +12,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from elevate import proof
+    from elevate.contracts import AWS_FIRST_BACKOFF, AWS_MAX_BACKOFF
 
 # Database writes retry until they succeed: the projection must catch up with the history.
 _STORE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 # AWS calls: botocore already retried throttling briefly; this covers longer outages and the
 # fleet's own budget (API.md "AWS budget"). A revoke never gives up; a grant keeps trying for
 # _GRANT_PATIENCE, then the request fails naming AWS's reason.
-_AWS_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-)
+_AWS_RETRY = RetryPolicy(initial_interval=AWS_FIRST_BACKOFF, maximum_interval=AWS_MAX_BACKOFF)
 _GRANT_PATIENCE = timedelta(minutes=30)
 # Each lane is its own task queue with its own share of ELEVATE_AWS_MAX_CALLS_PER_SECOND
 # (worker.py), so a burst of grants or a long sweep cannot hold up a revoke.
