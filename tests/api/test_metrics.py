@@ -69,6 +69,7 @@ def test_the_worker_serves_temporal_and_elevate_metrics(stack: Stack) -> None:
     rid = request_access(stack, "bob@example.com", "sandbox", "ReadOnly", "PT1S")
     wait_for(lambda: status_of(stack, rid) == "ended", 30, 0.2)
     text = wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/metrics").text, 10)
-    assert re.search(
-        r'^temporal_activity_execution_latency\S*\{.*activity_type="record_status"', text, re.M
-    )
+    # The SDK's own, per activity: the acquire's lease message, and the grant on its lane.
+    for activity in ("send_lease", "grant_assignment"):
+        latency = rf'^temporal_activity_execution_latency\S*\{{.*activity_type="{activity}"'
+        assert re.search(latency, text, re.M), activity
