@@ -162,6 +162,11 @@ class JwksVerifier:
     def user(self, token: str) -> User:
         return self.user_from_claims(self.verify(token))
 
+    def known_user(self, token: str) -> User | None:
+        """The caller of a token verified before and not expired; None for any other."""
+        claims = self._cached(token)
+        return None if claims is None else self.user_from_claims(claims)
+
     def user_from_claims(self, claims: dict[str, Any]) -> User:
         """The caller as verified claims name them: a bearer token, an ID token, dev sign-in."""
         s = self._settings

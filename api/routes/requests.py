@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, in_session
 from api.errors import responses
 from api.pagination import Cursor, Limit
 from api.schemas import Comment, ExtendBody, Page, RequestCreate, RequestDetail, RequestOut
@@ -33,9 +33,9 @@ def create_request(
 
 
 @router.get("", response_model=Page[RequestOut])
-def list_requests(
+async def list_requests(
+    request: Request,
     user: CurrentUser,
-    session: SessionDep,
     status: Status | None = None,
     requester: str | None = None,
     account_id: str | None = None,
@@ -45,8 +45,9 @@ def list_requests(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    return service.list_requests(
-        session,
+    return await in_session(
+        request,
+        service.list_requests,
         user,
         status=status,
         requester=requester,
@@ -58,8 +59,8 @@ def list_requests(
 
 
 @router.get("/{request_id}", response_model=RequestDetail, responses=responses(403, 404))
-def get_request(request_id: str, user: CurrentUser, session: SessionDep) -> Any:
-    return service.get_request(session, user, request_id)
+async def get_request(request_id: str, request: Request, user: CurrentUser) -> Any:
+    return await in_session(request, service.get_request, user, request_id)
 
 
 @router.post("/{request_id}/extend", response_model=RequestOut, responses=responses(403, 404, 409))

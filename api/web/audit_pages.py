@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlmodel import Session
 
-from api.deps import SessionDep, _admin_or_auditor
+from api.deps import SessionDep, check_admin_or_auditor
 from api.errors import ApiError
 from api.services import audit as service
 from api.web.forms import local_start
@@ -42,7 +42,7 @@ def audit_page(
     request: Request, user: WebUser, session: SessionDep, cursor: str | None = None
 ) -> Response:
     try:
-        _admin_or_auditor(user)
+        check_admin_or_auditor(user)
         found = service.list_events(session, **_filters(request), limit=100, cursor=cursor)
         checkpoints = anyio.from_thread.run(request.app.state.temporal.checkpoints)
         verified = service.verify(session, request.app.state.settings, checkpoints, False)
@@ -63,7 +63,7 @@ def audit_page(
 @router.get("/audit.csv")
 def audit_csv(request: Request, user: WebUser) -> Response:
     try:
-        _admin_or_auditor(user)
+        check_admin_or_auditor(user)
         filters = _filters(request)
     except ApiError as err:
         return refusal(request, err.status, err.detail)

@@ -69,12 +69,13 @@ def api(
     """Run the REST API."""
     import uvicorn
 
-    from api.main import create_app, served_app
+    from api.main import create_app, served_app, tune_gc
     from elevate.logs import configure
 
     configure(get_settings())
     app = create_app()  # checks the provider's configuration against AWS, once
     if workers == 1:
+        tune_gc()
         uvicorn.run(app, host=host, port=port, log_config=None)
     else:  # each process makes its own app (and checks again)
         if not get_settings().ui_session_secret:
