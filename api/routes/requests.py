@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, in_session
-from api.errors import responses
+from api.errors import Unavailable, responses
 from api.pagination import Cursor, Limit
 from api.schemas import Comment, ExtendBody, Page, RequestCreate, RequestDetail, RequestOut
 from api.services import extensions
@@ -20,16 +20,26 @@ OptionalComment = Annotated[Comment | None, Body()]
 
 
 @router.post("", status_code=201, response_model=RequestOut, responses=responses(403))
-def create_request(
+async def create_request(
+    request: Request,
     body: RequestCreate,
     user: CurrentUser,
-    session: SessionDep,
     settings: SettingsDep,
     catalog: CatalogDep,
     gateway: TemporalDep,
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
-    return service.create_request(session, user, body, idempotency_key, settings, catalog, gateway)
+    # The checks and the row in one hop through the pool; the start on the event loop.
+    prepared = await in_session(
+        request, service.prepare_request, user, body, idempotency_key, settings, catalog
+    )
+    if prepared.start is not None:
+        try:
+            await gateway.start(*prepared.start)
+        except Unavailable:
+            await in_session(request, service.forget_request, prepared.resource.id)
+            raise
+    return prepared.resource
 
 
 @router.get("", response_model=Page[RequestOut])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -153,6 +154,15 @@ def _idempotent_hit(session: Session, user: User, key: str | None) -> AccessRequ
     return session.get(AccessRequest, hit.request_id) if hit else None
 
 
+@dataclass
+class Prepared:
+    """A request checked and written, and the workflow to start for it (None: the idempotency
+    key named one made before)."""
+
+    resource: RequestOut
+    start: tuple[AccessRequestInput, dict[str, str | None]] | None = None
+
+
 def create_request(
     session: Session,
     user: User,
@@ -162,9 +172,30 @@ def create_request(
     catalog: Provider,
     gateway: TemporalGateway,
 ) -> RequestOut:
+    """From a worker thread: write the request, then start its workflow on the event loop."""
+    prepared = prepare_request(session, user, body, idempotency_key, settings, catalog)
+    if prepared.start is not None:
+        try:
+            anyio.from_thread.run(gateway.start, *prepared.start)
+        except Unavailable:
+            forget_request(session, prepared.resource.id)
+            raise
+    return prepared.resource
+
+
+def prepare_request(
+    session: Session,
+    user: User,
+    body: RequestCreate,
+    idempotency_key: str | None,
+    settings: Settings,
+    catalog: Provider,
+) -> Prepared:
+    """Check a new request and write its row; the caller starts the workflow (and calls
+    forget_request if it cannot)."""
     existing = _idempotent_hit(session, user, idempotency_key)
     if existing is not None:
-        return to_resource(session, existing)
+        return Prepared(to_resource(session, existing))
     _check_start(body, settings)
     account, pset, principal_id, instance_arn = _resolve(catalog, body, user.username)
     eff = settings_service.effective(session, settings)
@@ -201,7 +232,7 @@ def create_request(
         existing = _idempotent_hit(session, user, idempotency_key)
         if existing is None:
             raise
-        return to_resource(session, existing)
+        return Prepared(to_resource(session, existing))
     inp = AccessRequestInput(
         request_id=rid,
         requester=user.username,
@@ -217,20 +248,17 @@ def create_request(
         slack_app=slack.configured(settings),
         channels=settings.notification_channels(),
     )
-    try:
-        memo = {"justification": body.justification, "ticket": body.ticket}
-        anyio.from_thread.run(gateway.start, inp, memo)
-    except Unavailable:
-        _forget(session, row)
-        raise
-    return to_resource(session, row)
+    memo: dict[str, str | None] = {"justification": body.justification, "ticket": body.ticket}
+    return Prepared(to_resource(session, row), (inp, memo))
 
 
-def _forget(session: Session, row: AccessRequest) -> None:
+def forget_request(session: Session, request_id: str) -> None:
     """No workflow means no request: remove the row so nothing shows a request that never ran."""
-    for key in session.exec(select(IdempotencyKey).where(IdempotencyKey.request_id == row.id)):
+    for key in session.exec(select(IdempotencyKey).where(IdempotencyKey.request_id == request_id)):
         session.delete(key)
-    session.delete(row)
+    row = session.get(AccessRequest, request_id)
+    if row is not None:
+        session.delete(row)
     session.commit()
 
 
