@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, in_session
-from api.errors import Unavailable, responses
+from api.errors import responses
 from api.pagination import Cursor, Limit
 from api.schemas import Comment, ExtendBody, Page, RequestCreate, RequestDetail, RequestOut
 from api.services import extensions
@@ -33,13 +33,11 @@ async def create_request(
     prepared = await in_session(
         request, service.prepare_request, user, body, idempotency_key, settings, catalog
     )
-    if prepared.start is not None:
-        try:
-            await gateway.start(*prepared.start)
-        except Unavailable:
-            await in_session(request, service.forget_request, prepared.resource.id)
-            raise
-    return prepared.resource
+
+    async def forget(request_id: str) -> None:
+        await in_session(request, service.forget_request, request_id)
+
+    return await service.start_prepared(prepared, gateway, forget)
 
 
 @router.get("", response_model=Page[RequestOut])

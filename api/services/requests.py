@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,22 +164,16 @@ class Prepared:
     start: tuple[AccessRequestInput, dict[str, str | None]] | None = None
 
 
-def create_request(
-    session: Session,
-    user: User,
-    body: RequestCreate,
-    idempotency_key: str | None,
-    settings: Settings,
-    catalog: Provider,
-    gateway: TemporalGateway,
+async def start_prepared(
+    prepared: Prepared, gateway: TemporalGateway, forget: Callable[[str], Awaitable[None]]
 ) -> RequestOut:
-    """From a worker thread: write the request, then start its workflow on the event loop."""
-    prepared = prepare_request(session, user, body, idempotency_key, settings, catalog)
+    """Start the workflow of a prepared request; `forget` removes its row when Temporal cannot
+    be reached (see forget_request)."""
     if prepared.start is not None:
         try:
-            anyio.from_thread.run(gateway.start, *prepared.start)
+            await gateway.start(*prepared.start)
         except Unavailable:
-            forget_request(session, prepared.resource.id)
+            await forget(prepared.resource.id)
             raise
     return prepared.resource
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import anyio.from_thread
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
@@ -147,7 +149,12 @@ def create_request(
     try:
         body = forms.request_body(form)
         key = form.get("idempotency_key") or None
-        created = service.create_request(session, user, body, key, settings, catalog, gateway)
+        prepared = service.prepare_request(session, user, body, key, settings, catalog)
+
+        async def forget(request_id: str) -> None:
+            await anyio.to_thread.run_sync(service.forget_request, session, request_id)
+
+        created = anyio.from_thread.run(service.start_prepared, prepared, gateway, forget)
     except ApiError as err:
         return _request_form(
             request, session, user, settings, catalog, form, err.detail, err.status
