@@ -41,10 +41,11 @@ async def _catalog(request: Request) -> Provider:
 
 
 _bearer = HTTPBearer(auto_error=False)
-# Reads that take one hop through the thread pool (in_session) go a few at a time, first come
-# first served: with 50 clients, 40 threads taking turns with the GIL served a third fewer
-# lists a second than one client got, and the last in line waited longest.
-READ_THREADS = 2
+# Work on the database that takes one hop through the thread pool (in_session) goes a few at a
+# time, first come first served: with 50 clients, 40 threads taking turns with the GIL served a
+# third fewer lists a second than one client got, and the last in line waited longest. Creates
+# have their own few (they may ask AWS who the requester is), so a slow AWS never holds up reads.
+HOPS = {"reads": 2, "creates": 2}
 T = TypeVar("T")
 
 
@@ -62,18 +63,20 @@ async def _current_user(
     return await run_in_threadpool(verifier.user, creds.credentials)
 
 
-async def in_session(request: Request, read: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """`read(session, *args, **kwargs)` in one hop through the pool with a session of its own,
-    closed before the hop ends; at most READ_THREADS such reads at once, in arrival order."""
+async def in_session(
+    request: Request, work: Callable[..., T], *args: Any, pool: str = "reads", **kwargs: Any
+) -> T:
+    """`work(session, *args, **kwargs)` in one hop through the thread pool with a session of its
+    own, closed before the hop ends; at most HOPS[pool] at once, in arrival order."""
     state = request.app.state
-    if getattr(state, "reads", None) is None:
-        state.reads = anyio.CapacityLimiter(READ_THREADS)  # made in the event loop it serves
+    if getattr(state, "hops", None) is None:  # made in the event loop they serve
+        state.hops = {name: anyio.CapacityLimiter(n) for name, n in HOPS.items()}
 
     def run() -> T:
         with Session(state.engine, expire_on_commit=False) as session:
-            return read(session, *args, **kwargs)
+            return work(session, *args, **kwargs)
 
-    return await anyio.to_thread.run_sync(run, limiter=state.reads)
+    return await anyio.to_thread.run_sync(run, limiter=state.hops[pool])
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -7,7 +7,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import CatalogDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, in_session
+from api.deps import (
+    CatalogDep,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    in_session,
+)
 from api.errors import responses
 from api.pagination import Cursor, Limit
 from api.schemas import Comment, ExtendBody, Page, RequestCreate, RequestDetail, RequestOut
@@ -31,11 +38,18 @@ async def create_request(
 ) -> Any:
     # The checks and the row in one hop through the pool; the start on the event loop.
     prepared = await in_session(
-        request, service.prepare_request, user, body, idempotency_key, settings, catalog
+        request,
+        service.prepare_request,
+        user,
+        body,
+        idempotency_key,
+        settings,
+        catalog,
+        pool="creates",
     )
 
     async def forget(request_id: str) -> None:
-        await in_session(request, service.forget_request, request_id)
+        await in_session(request, service.forget_request, request_id, pool="creates")
 
     return await service.start_prepared(prepared, gateway, forget)
 
