@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from elevate.devstack import processes
+from elevate.temporal import data_converter
 from tests.integration.test_lifecycle import request_access, status_of
 from tests.stack import Stack, wait_for
 
@@ -85,7 +85,7 @@ def test_requests_are_searchable_in_temporal(stack: Stack) -> None:
 
     async def find(query: str) -> set[str]:
         client = await Client.connect(
-            stack.env["ELEVATE_TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter
+            stack.env["ELEVATE_TEMPORAL_ADDRESS"], data_converter=data_converter
         )
         return {wf.id async for wf in client.list_workflows(query)}
 

@@ -11,7 +11,6 @@ import time
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from elevate import proof
 from elevate.contracts import (
@@ -22,6 +21,7 @@ from elevate.contracts import (
     LeaseInput,
     assignment_workflow_id,
 )
+from elevate.temporal import data_converter
 from tests.stack import Stack
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
@@ -33,7 +33,7 @@ CAROL_ACTOR = Actor(CAROL, ["elevate-approvers"])
 @pytest.fixture
 async def temporal(stack: Stack) -> Client:
     return await Client.connect(
-        stack.env["ELEVATE_TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter
+        stack.env["ELEVATE_TEMPORAL_ADDRESS"], data_converter=data_converter
     )
 
 

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from moto import mock_aws
 from sqlmodel import Session
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -27,6 +26,7 @@ from elevate.models import AccessRequest
 from elevate.providers.aws import client
 from elevate.providers.identity_center import IdentityCenterProvider
 from elevate.settings import Settings
+from elevate.temporal import data_converter
 from tests.conftest import tool
 from worker import LANE_SHARES, Fleet
 from workflows.access_request import AccessRequestWorkflow
@@ -42,7 +42,7 @@ LANES = tuple(LANE_SHARES)
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=tool("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     ) as environment:
         yield environment
 

@@ -7,12 +7,12 @@ import threading
 from datetime import timedelta
 
 from temporalio import activity
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.assignments import AssignmentActivities
 from activities.lease import LeaseActivities
 from elevate.contracts import Actor, Assignment, DecisionInput, LeaseInput, assignment_workflow_id
+from elevate.temporal import data_converter
 from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
 from tests.workflows.test_lifecycle import actions, assigned, row
 from workflows.access_request import AccessRequestWorkflow
@@ -167,5 +167,5 @@ async def test_a_repair_of_an_active_request_grants_again_and_is_audited(
     assert not assigned(sso, a)
     owner = env.client.get_workflow_handle(assignment_workflow_id(x))
     await asyncio.wait_for(owner.result(), 10)
-    replayer = Replayer(workflows=[AssignmentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[AssignmentWorkflow], data_converter=data_converter)
     await replayer.replay_workflow(await owner.fetch_history())  # the audited repair replays

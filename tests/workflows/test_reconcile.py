@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.assignments import AssignmentActivities
@@ -24,6 +23,7 @@ from elevate.devstack.moto_fidelity import install
 from elevate.devstack.seed import DemoOrg
 from elevate.models import AuditEvent, ReconcileRun
 from elevate.providers.aws import client
+from elevate.temporal import data_converter
 from tests.workflows.conftest import TASK_QUEUE, activities_of, fleet, provider_for
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
@@ -98,5 +98,5 @@ async def test_an_orphan_is_revoked_by_its_owner_and_audited_once(env, org, sso,
     assert [d["principal_id"] for d in revoked] == [stray]
     assert run.sweep is not None
     assert run.sweep["completed_at"] is not None
-    replayer = Replayer(workflows=[ReconcileWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[ReconcileWorkflow], data_converter=data_converter)
     await replayer.replay_workflow(history)

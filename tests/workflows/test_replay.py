@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.sessions import SessionActivities
@@ -18,6 +17,7 @@ from elevate.contracts import (
     assignment_workflow_id,
     session_guard_workflow_id,
 )
+from elevate.temporal import data_converter
 from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
@@ -43,7 +43,7 @@ WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow, Re
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter)
     await replayer.replay_workflow(history)
 
 
@@ -71,7 +71,7 @@ async def test_fresh_history_replays(env, engine, org, sso, worker_for) -> None:
             session_guard_workflow_id(inp.assignment.permission_set_arn)
         )
         await guard.result()
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter)
     owner = env.client.get_workflow_handle(assignment_workflow_id(inp.assignment))
     histories = {
         "request": await handle.fetch_history(),

@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.assignments import AssignmentActivities
@@ -20,6 +19,7 @@ from elevate.contracts import DecisionInput
 from elevate.devstack.seed import USERS
 from elevate.devstack.slack_standin import SlackStandIn, serving
 from elevate.settings import Settings
+from elevate.temporal import data_converter
 from tests.workflows.conftest import activities_of, fleet, new_request, provider_for
 from tests.workflows.test_faults import until
 from tests.workflows.test_lifecycle import CAROL, row, start
@@ -81,7 +81,7 @@ async def test_only_slack_configured_requests_schedule_it_and_they_replay(
     assert bool(standin.calls_of("chat.postMessage")) is slack_app
     replayer = Replayer(
         workflows=[AccessRequestWorkflow, AssignmentWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
     history = await handle.fetch_history()
     await replayer.replay_workflow(history)
