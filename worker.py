@@ -26,6 +26,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.runtime import Runtime
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assignments import AssignmentActivities
 from activities.audit_checkpoint import AuditActivities
@@ -73,6 +74,20 @@ MAX_SLICE = timedelta(minutes=4)  # within the sweep activities' 10-minute timeo
 # Lease messages are async activities (one Temporal call, an acquire one indexed read): they cost
 # no thread, so many can be in flight.
 MAX_CONCURRENT_MESSAGES = 64
+# The sandbox re-imports a workflow's module, and every module of ours it imports, for each
+# workflow it runs: ~10 ms for a request (outside the sandbox; more inside), paid at every start
+# and every cache miss, and held by every cached workflow (2,000 requests active: 279 MB of
+# worker, 263 MB with one import). Our workflow modules keep no state at module level (constants
+# only), so one import serves every run. The sandbox's checks still guard them where histories
+# are tested: the workflow tests run them in the default, fully re-importing sandbox, and the
+# replay tests replay under both. What workflows bring in through `imports_passed_through` must
+# be passed through by name too: pydantic looks a payload type's module up in the sandbox's
+# sys.modules, which a host-side import never fills.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "workflows", "elevate", "activities"
+    )
+)
 
 
 def lane_calls_per_second(settings: Settings, lane: Lane) -> float:
@@ -221,6 +236,7 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=settings.worker_max_cached_workflows,
+        workflow_runner=WORKFLOW_RUNNER,
         # In a burst a lifecycle's ~20 workflow tasks waited seconds each for one of the five
         # default pollers (each poll a round trip to a busy server), and so did 100 grants
         # arriving at once on a lane; the SDK adds pollers while a queue has tasks waiting.

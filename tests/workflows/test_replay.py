@@ -19,6 +19,7 @@ from elevate.contracts import (
 )
 from elevate.temporal import data_converter
 from tests.workflows.conftest import TASK_QUEUE, new_request, provider_for
+from worker import WORKFLOW_RUNNER
 from workflows.access_request import AccessRequestWorkflow
 from workflows.assignment import AssignmentWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -40,10 +41,17 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow, ReconcileWorkflow]
 
 
+# The SDK's default sandbox re-imports every workflow module for each run and checks what they
+# call; the worker's runner imports them once (worker.py). Histories must replay under both.
+RUNNERS = {"sandboxed": None, "worker": WORKFLOW_RUNNER}
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_recorded_history_replays(path: Path) -> None:
+async def test_recorded_history_replays(path: Path, runner: str) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter)
+    chosen = {} if RUNNERS[runner] is None else {"workflow_runner": RUNNERS[runner]}
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter, **chosen)
     await replayer.replay_workflow(history)
 
 
