@@ -60,11 +60,17 @@ def stage_event(
     request_id: str | None = None,
     details: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
+    after: AuditEvent | None = None,
 ) -> AuditEvent:
-    """Add the next event of the chain to `session`; the caller commits it."""
-    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
-    seq = last.seq + 1 if last else 1
-    prev = last.hash if last else GENESIS
+    """Add the next event of the chain to `session`; the caller commits it. `after` is the event
+    this transaction staged last, when it staged one: the chain's end without asking again."""
+    if after is not None:
+        seq, prev = after.seq + 1, after.hash
+    else:
+        tail = select(AuditEvent.seq, AuditEvent.hash).order_by(col(AuditEvent.seq).desc())
+        last = session.exec(tail.limit(1)).first()
+        seq = last[0] + 1 if last else 1
+        prev = last[1] if last else GENESIS
     at = utcnow()
     details = json.loads(json.dumps(details or {}, default=str))
     event = AuditEvent(
@@ -141,15 +147,17 @@ def commit_with_events(session_factory: Any, steps: list[Step]) -> bool:
                 _queue_for_the_end(session)
                 if already_recorded(session, steps[0].dedupe_key):
                     return False
+                staged = None
                 for step in steps:
                     step.apply(session)
-                    stage_event(
+                    staged = stage_event(
                         session,
                         actor=step.actor,
                         action=step.action,
                         request_id=step.request_id,
                         details=step.details,
                         dedupe_key=step.dedupe_key,
+                        after=staged,
                     )
                 session.commit()
                 return True

@@ -158,15 +158,19 @@ def _has_table(conn: sa.Connection) -> bool:
 def bump(conn: sa.Connection, delta: Mapping[Key, float]) -> None:
     """Add to each counter, creating it at its first use; in key order, so that concurrent
     transactions take the rows' locks in one order and never deadlock."""
+    if not delta:
+        return
     table = MetricCount.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    for (name, label), value in sorted(delta.items()):
-        stmt = insert(table).values(name=name, label=label, value=value)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.name, table.c.label],
-            set_={"value": table.c.value + stmt.excluded.value},
-        )
-        conn.execute(stmt)
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.name, table.c.label],
+        set_={"value": table.c.value + stmt.excluded.value},
+    )
+    # One statement for all of them (executemany): a request that ends moves some twenty
+    # counters, and one statement each was a tenth of the worker's time in a burst of writes.
+    rows = [{"name": n, "label": lb, "value": v} for (n, lb), v in sorted(delta.items())]
+    conn.execute(stmt, rows)
 
 
 def rebuild(conn: sa.Connection) -> None:
