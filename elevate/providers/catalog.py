@@ -2,11 +2,14 @@
 
 Reads only (the API validates requests with it); cached for `catalog_ttl_seconds` and refreshed
 on a miss (at most once per TTL), so a newly created account or permission set is found
-without a restart.
+without a restart. Past its TTL a value is still answered while one background load renews it:
+no request waits for a whole catalog load (hundreds of Organizations calls in a large
+organization) except the very first and a miss.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,8 @@ from typing import Any
 
 from elevate.providers.aws import client
 from elevate.settings import Settings
+
+log = logging.getLogger("elevate.catalog")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Catalog:
         self._loading: dict[str, threading.Lock] = {}
         self._cache: dict[str, tuple[float, Any]] = {}
         self._forced: dict[str, float] = {}  # when a miss last forced a reload, per key
+        self._renewing: set[str] = set()  # keys a background load is renewing
 
     def _client(self, service: str) -> Any:
         return client(service, self._settings.aws_region)
@@ -54,21 +60,41 @@ class Catalog:
 
         `refresh` (a miss) reloads at most once per TTL: a flood of unknown ids must not
         become a flood of Organizations calls (hundreds per load in a large organization).
+        A value past its TTL is answered as it is while a background load renews it.
         """
         with self._lock:
             loading = self._loading.setdefault(key, threading.Lock())
         with loading:
             now, ttl = time.monotonic(), self._settings.catalog_ttl_seconds
             hit = self._cache.get(key)
-            fresh = hit is not None and now - hit[0] < ttl
             forced = refresh and now - self._forced.get(key, -float("inf")) >= ttl
-            if hit is not None and fresh and not forced:
+            if hit is not None and not forced:
+                if now - hit[0] >= ttl:
+                    self._renew(key, load, loading)
                 return hit[1]
-            if forced or hit is None:  # a first load is as fresh as a forced one
-                self._forced[key] = now
+            self._forced[key] = now  # a first load is as fresh as a forced one
             value = load()
             self._cache[key] = (time.monotonic(), value)
             return value
+
+    def _renew(self, key: str, load: Any, loading: threading.Lock) -> None:
+        """Load `key` again in a thread of its own, once at a time (the caller holds `loading`)."""
+        if key in self._renewing:
+            return
+        self._renewing.add(key)
+
+        def renew() -> None:
+            try:
+                value = load()
+                with loading:
+                    self._cache[key] = (time.monotonic(), value)
+            except Exception:  # noqa: BLE001 - the stale value stays; the next caller retries
+                log.warning("could not renew the catalog's %s", key, exc_info=True)
+            finally:
+                with loading:
+                    self._renewing.discard(key)
+
+        threading.Thread(target=renew, name=f"catalog-{key}", daemon=True).start()
 
     def instance(self) -> Instance:
         return self._cached("instance", self._load_instance)  # type: ignore[no-any-return]

@@ -4,6 +4,7 @@ number that grows with the organization; the catalog loads once for concurrent m
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -259,3 +260,27 @@ def test_concurrent_misses_load_the_catalog_once(orgs: Any) -> None:
     assert len(calls) == 1
     prod = next(a for a in orgs.list_accounts()["Accounts"] if a["Name"] == "prod")
     assert catalog.find_account(prod["Id"]) is not None
+
+
+def test_a_stale_catalog_is_answered_at_once_and_renewed_behind(orgs: Any) -> None:
+    loads: list[str] = []
+    renewal_may_finish = threading.Event()
+
+    def on_load(**_: Any) -> None:
+        loads.append("load")
+        if len(loads) > 1:  # the renewal: held until the stale answer has been checked
+            renewal_may_finish.wait(10)
+
+    orgs.meta.events.register("before-call.organizations.ListRoots", on_load)
+    catalog = Catalog(Settings(catalog_ttl_seconds=0))  # every value is stale at once
+    before = {a.name for a in catalog.accounts()}
+    orgs.create_account(AccountName="added", Email="added@example.com")
+    # Past its TTL: answered from the cache while the reload waits, not after it.
+    assert {a.name for a in catalog.accounts()} == before
+    assert {a.name for a in catalog.accounts()} == before  # one renewal at a time
+    renewal_may_finish.set()
+    deadline = time.monotonic() + 10
+    while "added" not in {a.name for a in catalog.accounts()}:
+        assert time.monotonic() < deadline, "the background load never renewed the catalog"
+        time.sleep(0.05)
+    assert loads.count("load") >= 2
