@@ -68,9 +68,8 @@ def stage_event(
         seq, prev = after.seq + 1, after.hash
     else:
         tail = select(AuditEvent.seq, AuditEvent.hash).order_by(col(AuditEvent.seq).desc())
-        last = session.exec(tail.limit(1)).first()
-        seq = last[0] + 1 if last else 1
-        prev = last[1] if last else GENESIS
+        last_seq, prev = session.exec(tail.limit(1)).first() or (0, GENESIS)
+        seq = last_seq + 1
     at = utcnow()
     details = json.loads(json.dumps(details or {}, default=str))
     event = AuditEvent(

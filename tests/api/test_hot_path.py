@@ -277,7 +277,12 @@ def test_a_stale_catalog_is_answered_at_once_and_renewed_behind(orgs: Any) -> No
     orgs.create_account(AccountName="added", Email="added@example.com")
     # Past its TTL: answered from the cache while the reload waits, not after it.
     assert {a.name for a in catalog.accounts()} == before
-    assert {a.name for a in catalog.accounts()} == before  # one renewal at a time
+    deadline = time.monotonic() + 10
+    while len(loads) < 2:  # the renewal has reached AWS and is held there
+        assert time.monotonic() < deadline, "no background load started"
+        time.sleep(0.01)
+    assert {a.name for a in catalog.accounts()} == before
+    assert len(loads) == 2  # a renewal already running: no second one
     renewal_may_finish.set()
     deadline = time.monotonic() + 10
     while "added" not in {a.name for a in catalog.accounts()}:

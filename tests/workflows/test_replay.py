@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.sessions import SessionActivities
 from elevate.contracts import (
@@ -43,15 +44,16 @@ WORKFLOWS = [AccessRequestWorkflow, AssignmentWorkflow, SessionGuardWorkflow, Re
 
 # The SDK's default sandbox re-imports every workflow module for each run and checks what they
 # call; the worker's runner imports them once (worker.py). Histories must replay under both.
-RUNNERS = {"sandboxed": None, "worker": WORKFLOW_RUNNER}
+RUNNERS = {"sandboxed": SandboxedWorkflowRunner(), "worker": WORKFLOW_RUNNER}
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path, runner: str) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    chosen = {} if RUNNERS[runner] is None else {"workflow_runner": RUNNERS[runner]}
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter, **chosen)
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=data_converter, workflow_runner=RUNNERS[runner]
+    )
     await replayer.replay_workflow(history)
 
 
